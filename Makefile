@@ -1,0 +1,39 @@
+GO        ?= go
+BIN       := bin
+VERSION   ?= $(shell cat VERSION 2>/dev/null || echo 0.1.0)
+REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w \
+  -X github.com/prometheus/common/version.Version=$(VERSION) \
+  -X github.com/prometheus/common/version.Revision=$(REVISION) \
+  -X github.com/prometheus/common/version.Branch=main \
+  -X github.com/prometheus/common/version.BuildUser=make
+export CGO_ENABLED := 0
+
+.PHONY: all build test deps lint vet fmt bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+deps:
+	./scripts/install-deps.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+lint: fmt vet
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+# test installs what is missing (apt-get), builds, and runs every test.
+test: deps build fmt vet
+	$(GO) test -count=1 -timeout 14m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench.txt
+
+clean:
+	rm -rf $(BIN) bench.txt

@@ -1,0 +1,343 @@
+// Package collector holds the exporter's collectors, one file each, and the
+// framework that runs them: registration with --[no-]collector.<name>
+// switches, concurrent updates, and per-collector success and duration.
+//
+// There are two kinds of collectors. A Collector reads one source for the
+// whole scrape (the cluster's activity, an HTTP probe, Docker). A
+// DatabaseCollector reads one Odoo database; the framework opens one
+// connection per database per scrape and runs every enabled
+// DatabaseCollector on it, so that a cluster of hundreds of databases costs
+// one connection each, with at most --pg.max-connections open at once.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/odoo-exporter/odoo_exporter/postgres"
+)
+
+// Namespace prefixes every metric of the exporter.
+const Namespace = "odoo"
+
+// Collector reads one source for the whole scrape.
+type Collector interface {
+	// Describe sends the descriptors of every metric Update may send.
+	Describe(ch chan<- *prometheus.Desc)
+	// Update sends the current metrics. An error marks the collector as
+	// failed for this scrape; the metrics already sent are kept.
+	Update(ctx context.Context, ch chan<- prometheus.Metric) error
+}
+
+// DatabaseCollector reads one Odoo database through q.
+type DatabaseCollector interface {
+	// Describe sends the descriptors of every metric UpdateDatabase may send.
+	Describe(ch chan<- *prometheus.Desc)
+	// UpdateDatabase sends the metrics of database db; every series carries
+	// the label database=db.
+	UpdateDatabase(ctx context.Context, q postgres.Queryer, db string, ch chan<- prometheus.Metric) error
+}
+
+// Runner is implemented by collectors with background work (a prober, an
+// event subscription). Run blocks until ctx is done.
+type Runner interface {
+	Run(ctx context.Context)
+}
+
+// ErrNoSource is returned by Update when the collector's source is not
+// configured; the collector then reports neither success nor failure.
+var ErrNoSource = errors.New("source not configured")
+
+// Deps are the shared sources handed to every factory.
+type Deps struct {
+	Logger *slog.Logger
+	// PG is nil when no PostgreSQL DSN is configured.
+	PG *postgres.Source
+}
+
+// Factory builds a collector from the shared sources; it returns a
+// Collector or a DatabaseCollector.
+type Factory func(Deps) (any, error)
+
+type registration struct {
+	name    string
+	enabled *bool
+	factory Factory
+}
+
+var (
+	registry = map[string]*registration{}
+)
+
+// registerCollector is called from each collector file's init. It creates
+// the --[no-]collector.<name> switch.
+func registerCollector(name string, enabledByDefault bool, factory Factory) {
+	def := "disabled"
+	if enabledByDefault {
+		def = "enabled"
+	}
+	help := fmt.Sprintf("Enable the %s collector (default: %s).", name, def)
+	flag := kingpin.Flag("collector."+name, help).Default(fmt.Sprint(enabledByDefault))
+	registry[name] = &registration{name: name, enabled: flag.Bool(), factory: factory}
+}
+
+// Names returns the names of all registered collectors, sorted.
+func Names() []string {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+var (
+	scrapeSuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "exporter", "collector_success"),
+		"Whether the collector succeeded in the last scrape (1) or failed (0).",
+		[]string{"collector"}, nil)
+	scrapeDurationDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "exporter", "collector_duration_seconds"),
+		"Time the collector took in the last scrape; for database collectors, summed over databases.",
+		[]string{"collector"}, nil)
+	databaseUpDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "database", "up"),
+		"Whether the exporter could connect to the Odoo database in this scrape.",
+		[]string{"database"}, nil)
+	databasesDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "databases", ""),
+		"Number of Odoo databases collected (configured or discovered).",
+		nil, nil)
+)
+
+// Exporter runs the enabled collectors. It is built once; each scrape calls
+// Scrape to bind it to the request's deadline.
+type Exporter struct {
+	logger     *slog.Logger
+	pg         *postgres.Source
+	collectors map[string]Collector
+	dbs        map[string]DatabaseCollector
+	dbNames    []string // sorted names of dbs
+}
+
+// New builds the collectors that are enabled by flag (or, when filters are
+// given, only those named) from deps.
+func New(deps Deps, filters ...string) (*Exporter, error) {
+	enabled := map[string]bool{}
+	if len(filters) > 0 {
+		for _, f := range filters {
+			if _, ok := registry[f]; !ok {
+				return nil, fmt.Errorf("unknown collector %q", f)
+			}
+			enabled[f] = true
+		}
+	} else {
+		for n, r := range registry {
+			if *r.enabled {
+				enabled[n] = true
+			}
+		}
+	}
+	e := &Exporter{
+		logger:     deps.Logger,
+		pg:         deps.PG,
+		collectors: map[string]Collector{},
+		dbs:        map[string]DatabaseCollector{},
+	}
+	for _, name := range Names() {
+		if !enabled[name] {
+			continue
+		}
+		c, err := registry[name].factory(deps)
+		if err != nil {
+			return nil, fmt.Errorf("collector %s: %w", name, err)
+		}
+		switch c := c.(type) {
+		case nil:
+			// The factory found nothing to collect (e.g. no URL configured).
+		case DatabaseCollector:
+			if deps.PG == nil {
+				continue
+			}
+			e.dbs[name] = c
+			e.dbNames = append(e.dbNames, name)
+		case Collector:
+			e.collectors[name] = c
+		default:
+			return nil, fmt.Errorf("collector %s: factory returned %T", name, c)
+		}
+	}
+	return e, nil
+}
+
+// Enabled returns the names of the collectors built.
+func (e *Exporter) Enabled() []string {
+	var names []string
+	for n := range e.collectors {
+		names = append(names, n)
+	}
+	names = append(names, e.dbNames...)
+	sort.Strings(names)
+	return names
+}
+
+// Run starts the background work of the collectors that have some and
+// returns when ctx is done and all of it has stopped.
+func (e *Exporter) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, c := range e.collectors {
+		if r, ok := c.(Runner); ok {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.Run(ctx) }()
+		}
+	}
+	for _, c := range e.dbs {
+		if r, ok := c.(Runner); ok {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.Run(ctx) }()
+		}
+	}
+	wg.Wait()
+}
+
+// Describe sends the descriptors of every metric the enabled collectors
+// may send.
+func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
+	ch <- scrapeSuccessDesc
+	ch <- scrapeDurationDesc
+	if len(e.dbs) > 0 {
+		ch <- databaseUpDesc
+		ch <- databasesDesc
+	}
+	for _, c := range e.collectors {
+		c.Describe(ch)
+	}
+	for _, c := range e.dbs {
+		c.Describe(ch)
+	}
+}
+
+// Scrape returns a prometheus.Collector that runs one scrape bounded by ctx.
+func (e *Exporter) Scrape(ctx context.Context) prometheus.Collector {
+	return &scrape{e: e, ctx: ctx}
+}
+
+type scrape struct {
+	e   *Exporter
+	ctx context.Context
+}
+
+func (s *scrape) Describe(ch chan<- *prometheus.Desc) { s.e.Describe(ch) }
+
+func (s *scrape) Collect(ch chan<- prometheus.Metric) {
+	var wg sync.WaitGroup
+	for name, c := range s.e.collectors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			begin := time.Now()
+			err := c.Update(s.ctx, ch)
+			s.e.report(ch, name, time.Since(begin), err)
+		}()
+	}
+	if len(s.e.dbs) > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.collectDatabases(ch) }()
+	}
+	wg.Wait()
+}
+
+func (e *Exporter) report(ch chan<- prometheus.Metric, name string, d time.Duration, err error) {
+	if errors.Is(err, ErrNoSource) {
+		return
+	}
+	success := 1.0
+	if err != nil {
+		success = 0
+		e.logger.Error("collector failed", "collector", name, "duration_seconds", d.Seconds(), "err", err)
+	} else {
+		e.logger.Debug("collector succeeded", "collector", name, "duration_seconds", d.Seconds())
+	}
+	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, d.Seconds(), name)
+	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name)
+}
+
+// collectDatabases runs every DatabaseCollector on every database, one
+// connection per database, at most MaxConns at once.
+func (s *scrape) collectDatabases(ch chan<- prometheus.Metric) {
+	e := s.e
+	type result struct {
+		d   time.Duration
+		err error
+	}
+	results := make(map[string]*result, len(e.dbNames))
+	for _, n := range e.dbNames {
+		results[n] = &result{}
+	}
+	dbs, err := e.pg.Databases(s.ctx)
+	if err != nil {
+		for _, n := range e.dbNames {
+			e.report(ch, n, 0, fmt.Errorf("listing databases: %w", err))
+		}
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(databasesDesc, prometheus.GaugeValue, float64(len(dbs)))
+
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, e.pg.MaxConns())
+	)
+	for _, db := range dbs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			up := 1.0
+			err := e.pg.WithConn(s.ctx, db, func(q postgres.Queryer) error {
+				for _, n := range e.dbNames {
+					begin := time.Now()
+					err := e.dbs[n].UpdateDatabase(s.ctx, q, db, ch)
+					d := time.Since(begin)
+					mu.Lock()
+					results[n].d += d
+					if err != nil && results[n].err == nil {
+						results[n].err = fmt.Errorf("database %s: %w", db, err)
+					}
+					mu.Unlock()
+					if s.ctx.Err() != nil {
+						return s.ctx.Err()
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				var connErr *postgres.ConnectError
+				if errors.As(err, &connErr) {
+					up = 0
+				}
+				mu.Lock()
+				for _, n := range e.dbNames {
+					if results[n].err == nil {
+						results[n].err = fmt.Errorf("database %s: %w", db, err)
+					}
+				}
+				mu.Unlock()
+			}
+			ch <- prometheus.MustNewConstMetric(databaseUpDesc, prometheus.GaugeValue, up, db)
+		}()
+	}
+	wg.Wait()
+	for _, n := range e.dbNames {
+		e.report(ch, n, results[n].d, results[n].err)
+	}
+}
