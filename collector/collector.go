@@ -113,7 +113,7 @@ var (
 		"Whether the exporter could connect to the Odoo database in this scrape.",
 		[]string{"database"}, nil)
 	databasesDesc = prometheus.NewDesc(
-		prometheus.BuildFQName(Namespace, "databases", ""),
+		"odoo_databases",
 		"Number of Odoo databases collected (configured or discovered).",
 		nil, nil)
 )
@@ -211,6 +211,26 @@ func (e *Exporter) Run(ctx context.Context) {
 // Describe sends the descriptors of every metric the enabled collectors
 // may send.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
+	// Collectors may share a descriptor (odoo_version_info comes from the
+	// database and from HTTP): send each once.
+	inner := make(chan *prometheus.Desc)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		seen := map[string]bool{}
+		for d := range inner {
+			if !seen[d.String()] {
+				seen[d.String()] = true
+				ch <- d
+			}
+		}
+	}()
+	e.describe(inner)
+	close(inner)
+	<-done
+}
+
+func (e *Exporter) describe(ch chan<- *prometheus.Desc) {
 	ch <- scrapeSuccessDesc
 	ch <- scrapeDurationDesc
 	if len(e.dbs) > 0 {

@@ -159,7 +159,16 @@ func (s *Source) acquire(ctx context.Context, db string) (*pgx.Conn, error) {
 		if ic.db == db && now.Sub(ic.used) < s.cfg.IdleTimeout && !ic.conn.IsClosed() {
 			s.idle.Remove(e)
 			s.mu.Unlock()
-			return ic.conn, nil
+			// A connection idle for a while may have been ended by the
+			// server (restart, idle timeout): check it before handing it
+			// out, so that a scrape after a restart does not fail.
+			if now.Sub(ic.used) < time.Second || ic.conn.Ping(ctx) == nil {
+				return ic.conn, nil
+			}
+			closeQuietly(ic.conn)
+			s.mu.Lock()
+			s.open--
+			break
 		}
 	}
 	// A new connection is needed: make room by closing the least recently

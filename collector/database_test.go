@@ -1,0 +1,203 @@
+package collector
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/odoo-exporter/odoo_exporter/postgres"
+)
+
+// TestDiscoverAllDatabases checks --odoo.database=all: every Odoo database
+// of the cluster is collected, with its own series, and non-Odoo databases
+// (no ir_module_module, or base not installed) are not.
+func TestDiscoverAllDatabases(t *testing.T) {
+	c := newPrivateCluster(t)
+	a := c.OdooDB(t, "17.0")
+	b := c.OdooDB(t, "18.0")
+	c.Exec(t, "postgres", "CREATE DATABASE plain")
+	half := c.OdooDB(t, "16.0")
+	c.Exec(t, half, "UPDATE ir_module_module SET state = 'uninstalled' WHERE name = 'base'")
+
+	exp := newTestExporter(t, c.DSN("postgres", ""), postgres.AllDatabases, "pg_locks", "pg_activity", "cron", "modules")
+	m := scrapeOnce(t, exp)
+	if got := m.value(t, "odoo_databases"); got != 2 {
+		t.Fatalf("odoo_databases = %v, want 2", got)
+	}
+	for _, db := range []string{a, b} {
+		for _, name := range []string{"odoo_database_up", "odoo_cron_jobs", "odoo_modules_in_transition", "odoo_pg_deadlocks_total", "odoo_pg_query_max_seconds"} {
+			if !m.has(name, "database", db) {
+				t.Errorf("%s{database=%q} missing", name, db)
+			}
+		}
+	}
+	for _, db := range []string{"plain", half, "postgres"} {
+		if m.has("odoo_database_up", "database", db) || m.has("odoo_pg_deadlocks_total", "database", db) {
+			t.Errorf("database %q is not an Odoo database but was collected", db)
+		}
+	}
+	for _, coll := range []string{"pg_locks", "pg_activity", "cron", "modules"} {
+		if got := m.value(t, "odoo_exporter_collector_success", "collector", coll); got != 1 {
+			t.Errorf("collector %s failed", coll)
+		}
+	}
+}
+
+// TestSessionSettings checks that every session of the exporter is
+// read-only, named, and carries the configured timeouts.
+func TestSessionSettings(t *testing.T) {
+	db := cluster.OdooDB(t, "17.0")
+	src := newSource(t, cluster.DSN(db, ""), "")
+	err := src.WithConn(context.Background(), "", func(q postgres.Queryer) error {
+		want := map[string]string{
+			"transaction_read_only": "on",
+			"application_name":      "odoo_exporter",
+			"statement_timeout":     "5s",
+			"lock_timeout":          "500ms",
+		}
+		for name, value := range want {
+			var got string
+			if err := q.QueryRow(context.Background(), "SELECT current_setting($1)", name).Scan(&got); err != nil {
+				return err
+			}
+			if got != value {
+				t.Errorf("%s = %q, want %q", name, got, value)
+			}
+		}
+		_, err := q.Query(context.Background(), "CREATE TABLE exporter_wrote_this (id int)")
+		if err == nil {
+			t.Errorf("a write succeeded in the exporter's session")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStatementTimeout makes a collector's query slow for real (it waits
+// behind an ACCESS EXCLUSIVE lock, as during a module upgrade) and checks
+// that statement_timeout ends it: the collector reports failure, the others
+// succeed, and the scrape returns.
+func TestStatementTimeout(t *testing.T) {
+	db := cluster.OdooDB(t, "17.0")
+	src, err := postgres.New(postgres.Config{
+		DSN: cluster.DSN(db, ""), MaxConns: 2,
+		StatementTimeout: 300 * time.Millisecond, LockTimeout: 10 * time.Second,
+	}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	exp, err := New(Deps{Logger: testLogger(), PG: src}, "cron", "pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	locker := cluster.Connect(t, db)
+	mustExec(t, locker, "BEGIN")
+	mustExec(t, locker, "LOCK TABLE ir_cron IN ACCESS EXCLUSIVE MODE")
+	begin := time.Now()
+	m := scrapeOnce(t, exp)
+	took := time.Since(begin)
+	mustExec(t, locker, "ROLLBACK")
+
+	if got := m.value(t, "odoo_exporter_collector_success", "collector", "cron"); got != 0 {
+		t.Errorf("cron collector success = %v while its query timed out, want 0", got)
+	}
+	if got := m.value(t, "odoo_exporter_collector_success", "collector", "pg"); got != 1 {
+		t.Errorf("pg collector success = %v, want 1", got)
+	}
+	if took > 5*time.Second {
+		t.Errorf("the scrape took %v: the statement was not ended by statement_timeout", took)
+	}
+	// And the lock held by Odoo was never taken from it: the collector works
+	// again once the lock is gone.
+	if got := scrapeOnce(t, exp).value(t, "odoo_exporter_collector_success", "collector", "cron"); got != 1 {
+		t.Errorf("cron collector still failing after the lock was released")
+	}
+}
+
+// TestLockTimeout: with a short lock_timeout, the collector gives up
+// waiting for a lock Odoo holds.
+func TestLockTimeout(t *testing.T) {
+	db := cluster.OdooDB(t, "17.0")
+	exp := newTestExporter(t, cluster.DSN(db, ""), "", "modules") // lock_timeout 500ms
+	locker := cluster.Connect(t, db)
+	mustExec(t, locker, "BEGIN")
+	mustExec(t, locker, "LOCK TABLE ir_module_module IN ACCESS EXCLUSIVE MODE")
+	m := scrapeOnce(t, exp)
+	mustExec(t, locker, "ROLLBACK")
+	if got := m.value(t, "odoo_exporter_collector_success", "collector", "modules"); got != 0 {
+		t.Errorf("modules collector success = %v while ir_module_module was locked, want 0", got)
+	}
+}
+
+// TestConnectionBound scrapes many databases at once and checks, from the
+// server's side, that the exporter never has more sessions than its bound.
+func TestConnectionBound(t *testing.T) {
+	c := newPrivateCluster(t)
+	for range 12 {
+		c.OdooDB(t, "17.0")
+	}
+	src, err := postgres.New(postgres.Config{
+		DSN: c.DSN("postgres", ""), Database: postgres.AllDatabases, MaxConns: 3,
+		StatementTimeout: 5 * time.Second, LockTimeout: time.Second,
+	}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	exp, err := New(Deps{Logger: testLogger(), PG: src}, "pg", "pg_locks", "pg_activity", "cron", "modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	watcher := c.Connect(t, "postgres")
+	var (
+		peak       atomic.Int64 // seen by the server
+		clientPeak atomic.Int64 // open in the Source
+		stop = make(chan struct{})
+		wg   sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if n := int64(src.OpenConns()); n > clientPeak.Load() {
+				clientPeak.Store(n)
+			}
+			var n int64
+			if err := watcher.QueryRow(context.Background(),
+				"SELECT count(*) FROM pg_stat_activity WHERE application_name = 'odoo_exporter'").Scan(&n); err == nil && n > peak.Load() {
+				peak.Store(n)
+			}
+		}
+	}()
+	for range 3 {
+		m := scrapeOnce(t, exp)
+		if got := m.value(t, "odoo_databases"); got != 12 {
+			t.Fatalf("odoo_databases = %v, want 12", got)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if p := clientPeak.Load(); p > 3 || p == 0 {
+		t.Errorf("peak open connections = %d, want 1..3", p)
+	}
+	// A closed session's backend leaves pg_stat_activity a moment after the
+	// client hung up, so the server may briefly see one more.
+	if p := peak.Load(); p > 4 || p == 0 {
+		t.Errorf("peak exporter sessions seen by the server = %d, want 1..4", p)
+	}
+	if n := src.OpenConns(); n > 3 {
+		t.Errorf("open connections after the scrapes = %d, want <= 3", n)
+	}
+}

@@ -1,0 +1,119 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// TestPGLocksRowLockWait makes a session wait for another's row lock and
+// checks that the waiting, blocking and longest-wait metrics move, and go
+// back to 0 once the blocker ends.
+func TestPGLocksRowLockWait(t *testing.T) {
+	db := cluster.OdooDB(t, "17.0")
+	cluster.Exec(t, db, `INSERT INTO ir_act_server (name) VALUES ('{"en_US": "x"}');
+INSERT INTO ir_cron (ir_actions_server_id, cron_name, user_id, nextcall) VALUES (1, 'x', 1, now() AT TIME ZONE 'UTC' + interval '1 day')`)
+	exp := newTestExporter(t, cluster.DSN(db, ""), "", "pg_locks", "pg_activity")
+
+	m := scrapeOnce(t, exp)
+	for _, name := range []string{"odoo_pg_lock_waiting_backends", "odoo_pg_blocking_backends", "odoo_pg_lock_wait_max_seconds"} {
+		if got := m.value(t, name, "database", db); got != 0 {
+			t.Errorf("before any lock: %s = %v, want 0", name, got)
+		}
+	}
+
+	ctx := context.Background()
+	blocker := cluster.Connect(t, db)
+	waiter := cluster.Connect(t, db)
+	mustExec(t, blocker, "BEGIN")
+	mustExec(t, blocker, "UPDATE ir_cron SET priority = 1 WHERE id = 1")
+	waitDone := make(chan error, 1)
+	go func() {
+		_, err := waiter.Exec(ctx, "UPDATE ir_cron SET priority = 2 WHERE id = 1")
+		waitDone <- err
+	}()
+
+	eventually(t, 10*time.Second, "the waiter to show as waiting", func() bool {
+		return scrapeOnce(t, exp).value(t, "odoo_pg_lock_waiting_backends", "database", db) == 1
+	})
+	time.Sleep(300 * time.Millisecond)
+	m = scrapeOnce(t, exp)
+	if got := m.value(t, "odoo_pg_blocking_backends", "database", db); got != 1 {
+		t.Errorf("odoo_pg_blocking_backends = %v, want 1", got)
+	}
+	if got := m.value(t, "odoo_pg_lock_wait_max_seconds", "database", db); got < 0.2 || got > 30 {
+		t.Errorf("odoo_pg_lock_wait_max_seconds = %v, want the wait so far (>= 0.2 s)", got)
+	}
+	if got := m.value(t, "odoo_pg_backends", "database", db, "state", "idle in transaction"); got != 1 {
+		t.Errorf("odoo_pg_backends{state=idle in transaction} = %v, want 1 (the blocker)", got)
+	}
+	if got := m.value(t, "odoo_pg_transaction_max_seconds", "database", db, "state", "idle in transaction"); got < 0.2 {
+		t.Errorf("odoo_pg_transaction_max_seconds{state=idle in transaction} = %v, want >= 0.2", got)
+	}
+	if got := m.value(t, "odoo_pg_query_max_seconds", "database", db); got < 0.2 {
+		t.Errorf("odoo_pg_query_max_seconds = %v, want >= 0.2 (the waiting UPDATE)", got)
+	}
+
+	mustExec(t, blocker, "ROLLBACK")
+	if err := <-waitDone; err != nil {
+		t.Fatalf("waiter: %v", err)
+	}
+	m = scrapeOnce(t, exp)
+	for _, name := range []string{"odoo_pg_lock_waiting_backends", "odoo_pg_blocking_backends", "odoo_pg_lock_wait_max_seconds"} {
+		if got := m.value(t, name, "database", db); got != 0 {
+			t.Errorf("after the blocker ended: %s = %v, want 0", name, got)
+		}
+	}
+}
+
+// TestPGLocksDeadlock makes a real deadlock between two transactions and
+// checks that the counter increases.
+func TestPGLocksDeadlock(t *testing.T) {
+	db := cluster.OdooDB(t, "17.0")
+	cluster.Exec(t, db, `INSERT INTO res_users (id, login) VALUES (10, 'a'), (11, 'b')`)
+	exp := newTestExporter(t, cluster.DSN(db, ""), "", "pg_locks")
+	before := scrapeOnce(t, exp).value(t, "odoo_pg_deadlocks_total", "database", db)
+
+	a := cluster.Connect(t, db)
+	b := cluster.Connect(t, db)
+	mustExec(t, a, "BEGIN")
+	mustExec(t, b, "BEGIN")
+	mustExec(t, a, "UPDATE res_users SET login = 'a1' WHERE id = 10")
+	mustExec(t, b, "UPDATE res_users SET login = 'b1' WHERE id = 11")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	wg.Add(2)
+	go func() { defer wg.Done(); _, errs[0] = a.Exec(context.Background(), "UPDATE res_users SET login = 'a2' WHERE id = 11") }()
+	go func() { defer wg.Done(); _, errs[1] = b.Exec(context.Background(), "UPDATE res_users SET login = 'b2' WHERE id = 10") }()
+	wg.Wait()
+	deadlocked := 0
+	for _, err := range errs {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "40P01" {
+			deadlocked++
+		}
+	}
+	if deadlocked != 1 {
+		t.Fatalf("want exactly one transaction ended by deadlock detection, got errors %v", errs)
+	}
+	mustExec(t, a, "ROLLBACK")
+	mustExec(t, b, "ROLLBACK")
+
+	// Statistics reach pg_stat_database when the backend reports them
+	// (at most once a second while idle).
+	eventually(t, 10*time.Second, "odoo_pg_deadlocks_total to increase", func() bool {
+		return scrapeOnce(t, exp).value(t, "odoo_pg_deadlocks_total", "database", db) == before+1
+	})
+}
+
+func mustExec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
+	t.Helper()
+	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+}
