@@ -1,0 +1,188 @@
+package dockertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+)
+
+// AppPackage is the import path of the test containers' program.
+const AppPackage = "github.com/odoo-exporter/odoo_exporter/internal/dockertest/testapp"
+
+// AppImage is the tag of the image TestAppImage builds.
+const AppImage = "dockertest-app:latest"
+
+// TestAppImage builds the image of the test program (see package testapp)
+// once per daemon and returns its tag.
+func (d *Daemon) TestAppImage(ctx context.Context) (string, error) {
+	d.appOnce.Do(func() {
+		d.appErr = d.BuildImage(ctx, AppImage, AppPackage)
+		d.appImage = AppImage
+	})
+	return d.appImage, d.appErr
+}
+
+// AppConfig describes a test container running the test program.
+type AppConfig struct {
+	Name   string
+	Labels map[string]string
+	// Memory is the memory limit in bytes (swap included); 0 is unlimited.
+	Memory int64
+	// RestartPolicy is Docker's restart policy; empty is "no".
+	RestartPolicy container.RestartPolicyMode
+	// Healthcheck adds a HEALTHCHECK (every 200ms, unhealthy after one
+	// failure) that follows App.SetHealthy.
+	Healthcheck bool
+	// AllocMB is allocated when the program starts.
+	AllocMB int
+}
+
+// App is a running test container. It uses the host's network and is
+// controlled over HTTP on 127.0.0.1.
+type App struct {
+	ID   string
+	Name string
+	Addr string // host:port of its control endpoint
+}
+
+// RunApp creates and starts a test container and waits until it answers.
+func (d *Daemon) RunApp(ctx context.Context, cfg AppConfig) (*App, error) {
+	image, err := d.TestAppImage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	cc := &container.Config{
+		Image:  image,
+		Cmd:    []string{"serve", "-addr", addr, "-alloc", strconv.Itoa(cfg.AllocMB)},
+		Labels: cfg.Labels,
+	}
+	if cfg.Healthcheck {
+		cc.Healthcheck = &container.HealthConfig{
+			Test:     []string{"CMD", "/app", "health", "-addr", addr},
+			Interval: 200 * time.Millisecond,
+			Timeout:  2 * time.Second,
+			Retries:  1,
+		}
+	}
+	hc := &container.HostConfig{NetworkMode: "host"}
+	if cfg.RestartPolicy != "" {
+		hc.RestartPolicy = container.RestartPolicy{Name: cfg.RestartPolicy}
+	}
+	if cfg.Memory > 0 {
+		hc.Memory = cfg.Memory
+		hc.MemorySwap = cfg.Memory
+	}
+	created, err := d.client.ContainerCreate(ctx, cc, hc, nil, nil, cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("dockertest: creating %s: %w", cfg.Name, err)
+	}
+	if err := d.client.ContainerStart(ctx, created.ID, container.StartOptions{}); err != nil {
+		return nil, fmt.Errorf("dockertest: starting %s: %w", cfg.Name, err)
+	}
+	app := &App{ID: created.ID, Name: cfg.Name, Addr: addr}
+	if err := app.WaitReady(ctx, 30*time.Second); err != nil {
+		return nil, err
+	}
+	return app, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// WaitReady waits until the program answers (after a start or restart).
+func (a *App) WaitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		_, err := a.call(ctx, "/healthz", nil)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dockertest: %s not ready after %v: %w", a.Name, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Alloc makes the program allocate mb more MiB (resident) and returns the
+// total it holds. Beyond the memory limit the container is OOM-killed and
+// Alloc returns an error.
+func (a *App) Alloc(ctx context.Context, mb int) (int, error) {
+	body, err := a.call(ctx, "/alloc", url.Values{"mb": {strconv.Itoa(mb)}})
+	if err != nil {
+		return 0, err
+	}
+	var total int
+	_, err = fmt.Sscan(body, &total)
+	return total, err
+}
+
+// Free makes the program drop its allocations and return them to the OS.
+func (a *App) Free(ctx context.Context) error {
+	_, err := a.call(ctx, "/free", nil)
+	return err
+}
+
+// SetHealthy switches the answer of the health check.
+func (a *App) SetHealthy(ctx context.Context, ok bool) error {
+	v := "1"
+	if !ok {
+		v = "0"
+	}
+	_, err := a.call(ctx, "/health", url.Values{"ok": {v}})
+	return err
+}
+
+// Exit makes the program exit with code.
+func (a *App) Exit(ctx context.Context, code int) error {
+	_, err := a.call(ctx, "/exit", url.Values{"code": {strconv.Itoa(code)}})
+	return err
+}
+
+func (a *App) call(ctx context.Context, path string, q url.Values) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u := "http://" + a.Addr + path
+	if q != nil {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("dockertest: %s %s: %w", a.Name, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("dockertest: %s %s: %s", a.Name, path, resp.Status)
+	}
+	return string(b), nil
+}

@@ -1,0 +1,72 @@
+package dockertest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+)
+
+// TestDaemon checks the harness itself: a FROM scratch container runs and
+// is controlled, the memory limit OOM-kills it, the daemon stops and
+// comes back.
+func TestDaemon(t *testing.T) {
+	d := New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cli := d.Client()
+
+	app, err := d.RunApp(ctx, AppConfig{Name: "harness", Healthcheck: true, Labels: map[string]string{"test": "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := app.Alloc(ctx, 8); err != nil || n != 8 {
+		t.Fatalf("Alloc(8) = %d, %v; want 8", n, err)
+	}
+	if err := app.SetHealthy(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ctx, cli, app.ID, "unhealthy", func(s *container.State) bool {
+		return s.Health != nil && s.Health.Status == container.Unhealthy
+	})
+
+	oom, err := d.RunApp(ctx, AppConfig{Name: "harness-oom", Memory: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oom.Alloc(ctx, 64); err == nil {
+		t.Fatal("allocating 64 MiB under a 32 MiB limit succeeded")
+	}
+	waitState(t, ctx, cli, oom.ID, "OOMKilled", func(s *container.State) bool { return !s.Running && s.OOMKilled })
+
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Ping(ctx); err == nil {
+		t.Fatal("daemon answers after Stop")
+	}
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.ContainerInspect(ctx, app.ID); err != nil {
+		t.Fatalf("container lost across a daemon restart: %v", err)
+	}
+}
+
+func waitState(t *testing.T, ctx context.Context, cli interface {
+	ContainerInspect(context.Context, string) (container.InspectResponse, error)
+}, id, what string, cond func(*container.State) bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := cli.ContainerInspect(ctx, id)
+		if err == nil && cond(c.State) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s not %s after 30s (err %v)", id, what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
