@@ -1,0 +1,308 @@
+package heal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the healer's configuration file.
+type Config struct {
+	// DryRun, when true, makes every rule only say what it would do.
+	DryRun bool `yaml:"dry_run"`
+	// MaxActionsPerHour bounds the actions started (dry runs included)
+	// across all rules in any sliding hour; 0 means the default (20).
+	MaxActionsPerHour int `yaml:"max_actions_per_hour"`
+	// VerifyInterval is the pause between two verify checks.
+	VerifyInterval model.Duration `yaml:"verify_interval"`
+	// Defaults apply to every rule that leaves a field unset.
+	Defaults RuleDefaults `yaml:"defaults"`
+	// Rules map alerts to actions. The first matching rule wins.
+	Rules []*Rule `yaml:"rules"`
+}
+
+// RuleDefaults are the rule settings that have a default.
+type RuleDefaults struct {
+	Cooldown          model.Duration `yaml:"cooldown"`
+	MaxActionsPerHour int            `yaml:"max_actions_per_hour"`
+	Timeout           model.Duration `yaml:"timeout"`
+	VerifyTimeout     model.Duration `yaml:"verify_timeout"`
+}
+
+// Rule says which alerts run which action on which targets.
+type Rule struct {
+	// Name identifies the rule in logs, audit lines and follow_up.
+	Name string `yaml:"name"`
+	// Match selects alerts by label equality; alertname and/or heal are
+	// required.
+	Match map[string]string `yaml:"match"`
+	// Action is the action kind (see Actions).
+	Action string `yaml:"action"`
+	// DryRun overrides the global dry_run for this rule; the rule is dry
+	// when either is true.
+	DryRun bool `yaml:"dry_run"`
+	// Target fixes the target (database or container name); otherwise it
+	// is read from the alert label TargetLabel.
+	Target string `yaml:"target"`
+	// TargetLabel is the alert label naming the target; the default is
+	// "database" for PostgreSQL actions and "name" for Docker actions.
+	TargetLabel string `yaml:"target_label"`
+	// Targets is the allow-list of targets; required unless Target is set.
+	Targets []string `yaml:"targets"`
+	// Cooldown is the minimum time between two starts of this action on
+	// the same target.
+	Cooldown model.Duration `yaml:"cooldown"`
+	// MaxActionsPerHour bounds this rule's starts in any sliding hour.
+	MaxActionsPerHour int `yaml:"max_actions_per_hour"`
+	// Timeout is the deadline of the action itself.
+	Timeout model.Duration `yaml:"timeout"`
+	// VerifyTimeout is how long the verify step may wait for the condition
+	// to clear.
+	VerifyTimeout model.Duration `yaml:"verify_timeout"`
+	// FollowUp names a rule run after this one succeeded (or dry-ran),
+	// with the same alert and through the same safety checks.
+	FollowUp string `yaml:"follow_up"`
+	// Params are the action's own settings.
+	Params yaml.Node `yaml:"params"`
+
+	kind   *ActionKind
+	action Action
+}
+
+// Defaults of the settings left unset.
+const (
+	DefaultMaxActionsPerHour     = 20
+	DefaultRuleMaxActionsPerHour = 4
+	DefaultCooldown              = 15 * time.Minute
+	DefaultTimeout               = 2 * time.Minute
+	DefaultVerifyTimeout         = time.Minute
+	DefaultVerifyInterval        = time.Second
+)
+
+var ruleName = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
+
+// LoadConfig reads and validates the configuration file at path.
+func LoadConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the configuration: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes (unknown keys are errors) and validates a
+// configuration, and fills in the defaults.
+func ParseConfig(b []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty configuration")
+		}
+		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) validate() error {
+	if c.MaxActionsPerHour < 0 {
+		return errors.New("max_actions_per_hour must not be negative")
+	}
+	if c.MaxActionsPerHour == 0 {
+		c.MaxActionsPerHour = DefaultMaxActionsPerHour
+	}
+	if c.VerifyInterval <= 0 {
+		c.VerifyInterval = model.Duration(DefaultVerifyInterval)
+	}
+	d := &c.Defaults
+	if d.Cooldown == 0 {
+		d.Cooldown = model.Duration(DefaultCooldown)
+	}
+	if d.MaxActionsPerHour == 0 {
+		d.MaxActionsPerHour = DefaultRuleMaxActionsPerHour
+	}
+	if d.Timeout == 0 {
+		d.Timeout = model.Duration(DefaultTimeout)
+	}
+	if d.VerifyTimeout == 0 {
+		d.VerifyTimeout = model.Duration(DefaultVerifyTimeout)
+	}
+	if d.MaxActionsPerHour < 0 || d.Cooldown < 0 || d.Timeout < 0 || d.VerifyTimeout < 0 {
+		return errors.New("defaults: values must not be negative")
+	}
+	if len(c.Rules) == 0 {
+		return errors.New("no rules: the healer would never act")
+	}
+	names := map[string]bool{}
+	for i, r := range c.Rules {
+		if r == nil {
+			return fmt.Errorf("rules[%d]: empty rule", i)
+		}
+		if err := r.validate(d); err != nil {
+			if r.Name != "" {
+				return fmt.Errorf("rule %q: %w", r.Name, err)
+			}
+			return fmt.Errorf("rules[%d]: %w", i, err)
+		}
+		if names[r.Name] {
+			return fmt.Errorf("rules[%d]: duplicate rule name %q", i, r.Name)
+		}
+		names[r.Name] = true
+	}
+	for _, r := range c.Rules {
+		if r.FollowUp == "" {
+			continue
+		}
+		f := c.Rule(r.FollowUp)
+		if f == nil {
+			return fmt.Errorf("rule %q: follow_up %q names no rule", r.Name, r.FollowUp)
+		}
+		if f.Target == "" {
+			return fmt.Errorf("rule %q: follow_up rule %q needs a fixed target (the alert's labels name the first rule's target)", r.Name, r.FollowUp)
+		}
+		if f.FollowUp != "" {
+			return fmt.Errorf("rule %q: follow_up rule %q has a follow_up itself (chains are not allowed)", r.Name, r.FollowUp)
+		}
+	}
+	return nil
+}
+
+func (r *Rule) validate(d *RuleDefaults) error {
+	if r.Name == "" {
+		return errors.New("name is required")
+	}
+	if !ruleName.MatchString(r.Name) {
+		return fmt.Errorf("name %q: use letters, digits, '_', '.', '-'", r.Name)
+	}
+	if r.Match["alertname"] == "" && r.Match["heal"] == "" {
+		return errors.New("match needs alertname and/or heal")
+	}
+	kind, ok := actionKinds[r.Action]
+	if !ok {
+		return fmt.Errorf("unknown action %q (known: %s)", r.Action, strings.Join(Actions(), ", "))
+	}
+	r.kind = kind
+	if r.TargetLabel == "" {
+		r.TargetLabel = kind.TargetLabel
+	}
+	if r.Target == "" && len(r.Targets) == 0 {
+		return fmt.Errorf("targets (the allow-list of %ss) is required unless target is set", kind.TargetKind)
+	}
+	for _, t := range append(slices.Clone(r.Targets), r.Target) {
+		if strings.ContainsAny(t, "*?") {
+			return fmt.Errorf("target %q: patterns are not allowed, list the %ss", t, kind.TargetKind)
+		}
+	}
+	if r.Target != "" && len(r.Targets) > 0 && !slices.Contains(r.Targets, r.Target) {
+		return fmt.Errorf("target %q is not in targets", r.Target)
+	}
+	if r.Cooldown == 0 {
+		r.Cooldown = d.Cooldown
+	}
+	if r.MaxActionsPerHour == 0 {
+		r.MaxActionsPerHour = d.MaxActionsPerHour
+	}
+	if r.Timeout == 0 {
+		r.Timeout = d.Timeout
+	}
+	if r.VerifyTimeout == 0 {
+		r.VerifyTimeout = d.VerifyTimeout
+	}
+	if r.Cooldown < 0 || r.MaxActionsPerHour < 0 || r.Timeout < 0 || r.VerifyTimeout < 0 {
+		return errors.New("cooldown, max_actions_per_hour, timeout and verify_timeout must not be negative")
+	}
+	a, err := kind.New(&r.Params)
+	if err != nil {
+		return fmt.Errorf("params: %w", err)
+	}
+	r.action = a
+	return nil
+}
+
+// Rule returns the rule named name, or nil.
+func (c *Config) Rule(name string) *Rule {
+	for _, r := range c.Rules {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// match returns the first rule matching a, or nil.
+func (c *Config) match(a Alert) *Rule {
+	for _, r := range c.Rules {
+		if r.matches(a) {
+			return r
+		}
+	}
+	return nil
+}
+
+func (r *Rule) matches(a Alert) bool {
+	for k, v := range r.Match {
+		if a.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// target returns the rule's target for alert a, or an error saying why
+// the alert names none that is allowed.
+func (r *Rule) target(a Alert) (string, error) {
+	if r.Target != "" {
+		return r.Target, nil
+	}
+	t := a.Labels[r.TargetLabel]
+	if t == "" {
+		return "", fmt.Errorf("alert has no label %q naming the %s", r.TargetLabel, r.kind.TargetKind)
+	}
+	if !slices.Contains(r.Targets, t) {
+		return "", fmt.Errorf("%s %q is not in the rule's targets", r.kind.TargetKind, t)
+	}
+	return t, nil
+}
+
+// decodeParams decodes an action's params strictly (unknown keys are
+// errors) into v; an absent params block leaves v as is.
+func decodeParams(n *yaml.Node, v any) error {
+	if n == nil || n.Kind == 0 {
+		return nil
+	}
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	return dec.Decode(v)
+}
+
+// Actions lists the known action kinds.
+func Actions() []string {
+	var names []string
+	for n := range actionKinds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}

@@ -1,0 +1,217 @@
+package heal
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/odoo-exporter/odoo_exporter/internal/pgtest"
+)
+
+// cluster is the PostgreSQL cluster shared by this package's tests; each
+// test makes its own databases in it.
+var cluster *pgtest.Cluster
+
+// Roles of the test cluster: odoo owns the Odoo tables (as in
+// production), healer has the least privileges docs/healer.md asks for.
+const (
+	odooRole   = "odoo"
+	healerRole = "healer"
+)
+
+func TestMain(m *testing.M) {
+	c, err := pgtest.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "heal tests need PostgreSQL:", err)
+		os.Exit(1)
+	}
+	cluster = c
+	if err := setupRoles(c); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		c.Close()
+		os.Exit(1)
+	}
+	code := m.Run()
+	c.Close()
+	os.Exit(code)
+}
+
+func setupRoles(c *pgtest.Cluster) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, c.DSN("postgres", ""))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	for _, q := range []string{
+		`CREATE ROLE odoo LOGIN`,
+		`CREATE ROLE healer LOGIN IN ROLE pg_signal_backend, pg_monitor`,
+	} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// odooDB creates an Odoo 17-shaped database whose tables belong to role
+// odoo; the healer role may write only ir_attachment and ir_module_module.
+func odooDB(t *testing.T) string {
+	t.Helper()
+	db := cluster.OdooDB(t, "17.0")
+	cluster.Exec(t, db, `
+		DO $$ DECLARE r record; BEGIN
+			FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+				EXECUTE format('ALTER TABLE %I OWNER TO odoo', r.tablename);
+			END LOOP;
+			FOR r IN SELECT sequencename FROM pg_sequences WHERE schemaname = 'public' LOOP
+				EXECUTE format('ALTER SEQUENCE %I OWNER TO odoo', r.sequencename);
+			END LOOP;
+		END $$;
+		GRANT SELECT ON ir_cron TO healer;
+		GRANT SELECT, DELETE ON ir_attachment TO healer;
+		GRANT SELECT, UPDATE ON ir_module_module TO healer;`)
+	return db
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("TEST_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// testEnv is an Env whose PostgreSQL sessions use the healer role.
+func testEnv(t testing.TB) *Env {
+	t.Helper()
+	pg, err := NewPGConnector(PGConfig{DSN: cluster.DSN("postgres", healerRole), StatementTimeout: 10 * time.Second, LockTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Env{PG: pg, Logger: testLogger()}
+}
+
+// session is a client session of the test, as role user.
+type session struct {
+	t    testing.TB
+	conn *pgx.Conn
+	pid  int32
+}
+
+func connectAs(t testing.TB, db, user string) *session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, cluster.DSN(db, user))
+	if err != nil {
+		t.Fatalf("connect to %s as %s: %v", db, user, err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	s := &session{t: t, conn: conn, pid: int32(conn.PgConn().PID())}
+	return s
+}
+
+func (s *session) exec(sql string, args ...any) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.conn.Exec(ctx, sql, args...); err != nil {
+		s.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// execAsync runs sql in the background; the returned channel gets its
+// error.
+func (s *session) execAsync(sql string, args ...any) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := s.conn.Exec(ctx, sql, args...)
+		done <- err
+	}()
+	return done
+}
+
+// alive reports whether the server still has a backend with s's pid.
+func (s *session) alive() bool {
+	s.t.Helper()
+	var n int
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, cluster.DSN("postgres", ""))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, s.pid).Scan(&n); err != nil {
+		s.t.Fatal(err)
+	}
+	return n == 1
+}
+
+// waitingFor waits until backend pid has waited on a lock for at least d.
+func waitingFor(t testing.TB, pid int32, d time.Duration) {
+	t.Helper()
+	conn := cluster.Connect(t, "postgres")
+	eventually(t, 30*time.Second, fmt.Sprintf("pid %d to wait on a lock for %s", pid, d), func() bool {
+		var ok bool
+		err := conn.QueryRow(context.Background(), `SELECT coalesce(bool_or(now() - waitstart >= make_interval(secs => $2)), false)
+			FROM pg_locks WHERE pid = $1 AND NOT granted`, pid, d.Seconds()).Scan(&ok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	})
+}
+
+// eventually retries cond until it holds or the deadline passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func runAction(t *testing.T, a Action, env *Env, target string, dry bool) (*Report, func(context.Context) error, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rep := &Report{}
+	verify, err := a.Run(ctx, env, target, dry, rep)
+	t.Logf("report: %s", rep)
+	return rep, verify, err
+}
+
+func verifyWithin(t *testing.T, verify func(context.Context) error) {
+	t.Helper()
+	if verify == nil {
+		t.Fatal("no verify step returned")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := pollUntil(ctx, 50*time.Millisecond, verify); err != nil {
+		t.Fatalf("verify: %v", err)
+	}
+}
+
+func hasStep(rep *Report, substr string) bool {
+	for _, s := range rep.Steps() {
+		if strings.Contains(s, substr) {
+			return true
+		}
+	}
+	return false
+}

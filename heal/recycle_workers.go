@@ -1,0 +1,111 @@
+package heal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+func init() {
+	registerAction("recycle_workers", &ActionKind{
+		TargetKind:  TargetContainer,
+		TargetLabel: "name",
+		New: func(n *yaml.Node) (Action, error) {
+			p := RecycleWorkersParams{
+				Mode:        "signal",
+				Signal:      "SIGHUP",
+				Settle:      model.Duration(5 * time.Second),
+				StopTimeout: model.Duration(30 * time.Second),
+			}
+			if err := decodeParams(n, &p); err != nil {
+				return nil, err
+			}
+			switch p.Mode {
+			case "signal", "restart":
+			default:
+				return nil, fmt.Errorf("mode %q: want signal or restart", p.Mode)
+			}
+			switch p.Signal {
+			case "SIGHUP", "HUP", "SIGUSR1", "SIGUSR2":
+			default:
+				return nil, fmt.Errorf("signal %q: only SIGHUP (Odoo's graceful worker reload) or SIGUSR1/SIGUSR2 are allowed", p.Signal)
+			}
+			if p.Settle < 0 || p.StopTimeout < 0 {
+				return nil, errors.New("settle and stop_timeout must not be negative")
+			}
+			return &RecycleWorkers{p}, nil
+		},
+	})
+}
+
+// RecycleWorkersParams configure recycle_workers.
+type RecycleWorkersParams struct {
+	// Mode is "signal" (default: send Signal to the container's main
+	// process, Odoo's master) or "restart" (restart the container).
+	Mode string `yaml:"mode"`
+	// Signal sent in signal mode; SIGHUP makes Odoo's prefork master
+	// reload gracefully: workers are replaced one by one.
+	Signal string `yaml:"signal"`
+	// Settle: verify passes only once the container kept running this
+	// long after the signal.
+	Settle model.Duration `yaml:"settle"`
+	// StopTimeout for restart mode.
+	StopTimeout model.Duration `yaml:"stop_timeout"`
+}
+
+// RecycleWorkers recycles Odoo's worker processes: by default it sends
+// SIGHUP to the container's main process through the Docker API (docker
+// kill --signal), which Odoo's prefork master handles by reloading its
+// workers without dropping the listening socket; in restart mode it
+// restarts the container. Odoo must be the container's PID 1 (the
+// official image's entrypoint execs it) or forward the signal. Verify
+// (signal mode): the container is still the same run (StartedAt), running
+// and healthy Settle after the signal.
+type RecycleWorkers struct{ p RecycleWorkersParams }
+
+// Run implements Action.
+func (r *RecycleWorkers) Run(ctx context.Context, env *Env, name string, dryRun bool, rep *Report) (func(context.Context) error, error) {
+	if r.p.Mode == "restart" {
+		return restartContainer(ctx, env, name, r.p.StopTimeout, dryRun, rep)
+	}
+	if env.Docker == nil {
+		return nil, errors.New("no Docker API configured")
+	}
+	before, err := env.Docker.ContainerInspect(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("inspecting container %q: %w", name, err)
+	}
+	st := before.State
+	if st == nil || !st.Running || st.Restarting {
+		return nil, fmt.Errorf("container %q is not running: no process to signal", name)
+	}
+	if dryRun {
+		rep.Step("would send %s to the main process (pid %d) of container %q", r.p.Signal, st.Pid, name)
+		return nil, nil
+	}
+	if err := env.Docker.ContainerKill(ctx, name, r.p.Signal); err != nil {
+		return nil, fmt.Errorf("sending %s to container %q: %w", r.p.Signal, name, err)
+	}
+	sent := time.Now()
+	rep.Step("sent %s to the main process (pid %d) of container %q", r.p.Signal, st.Pid, name)
+	return func(ctx context.Context) error {
+		after, err := env.Docker.ContainerInspect(ctx, name)
+		if err != nil {
+			return fmt.Errorf("inspecting container %q: %w", name, err)
+		}
+		return checkRunning(name, after, func(s *container.State) error {
+			if s.StartedAt != st.StartedAt {
+				return fmt.Errorf("container %q restarted after %s (it did not handle the signal)", name, r.p.Signal)
+			}
+			if since := time.Since(sent); since < time.Duration(r.p.Settle) {
+				return fmt.Errorf("container %q: settling (%s of %s)", name, since.Round(time.Millisecond), r.p.Settle)
+			}
+			return nil
+		})
+	}, nil
+}
