@@ -1,0 +1,178 @@
+package collector
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/odoo-exporter/odoo_exporter/prober"
+)
+
+var (
+	odooWebURL = kingpin.Flag("odoo.web-url",
+		"Base URL of Odoo's web port reached directly, bypassing the proxy (e.g. http://127.0.0.1:8069). Empty disables the direct HTTP probe.").
+		Envar("ODOO_EXPORTER_WEB_URL").String()
+	odooPublicURL = kingpin.Flag("odoo.public-url",
+		"Public base URL of Odoo, through the reverse proxy (e.g. https://erp.example.com). Empty disables the public HTTP probe.").
+		Envar("ODOO_EXPORTER_PUBLIC_URL").String()
+	httpPath = kingpin.Flag("collector.http.path",
+		"Path requested on both targets; redirects are not followed (/ and /web answer 303).").
+		Default("/web/login").String()
+	httpTimeout = kingpin.Flag("collector.http.timeout",
+		"Timeout of each HTTP probe (the scrape's deadline applies when sooner).").
+		Default("5s").Duration()
+	httpDatabase = kingpin.Flag("collector.http.database",
+		"Value of the database label of odoo_version_info{source=\"http\"}.").
+		Default("").String()
+)
+
+func init() {
+	registerCollector("http", true, func(Deps) (any, error) {
+		c := NewHTTPCollector(HTTPOptions{
+			DirectURL: *odooWebURL, PublicURL: *odooPublicURL, Path: *httpPath,
+			Timeout: *httpTimeout, Database: *httpDatabase,
+		})
+		if c == nil {
+			return nil, nil
+		}
+		return c, nil
+	})
+}
+
+// HTTPOptions configures the HTTP collector.
+type HTTPOptions struct {
+	// DirectURL is Odoo's web port; PublicURL the same through the proxy.
+	DirectURL, PublicURL string
+	// Path is requested on both (default /web/login).
+	Path string
+	// Timeout bounds each request (default 5 s).
+	Timeout time.Duration
+	// Database labels odoo_version_info.
+	Database string
+}
+
+// HTTPCollector requests the same path on Odoo's web port directly and
+// through the public URL, on every scrape, so that "Odoo down" (both fail)
+// and "proxy broken" (only public fails) are told apart, as the 502
+// runbook does by hand with curl. It also reads Odoo's version from
+// /web/webclient/version_info.
+type HTTPCollector struct {
+	opts   HTTPOptions
+	client *http.Client
+}
+
+// NewHTTPCollector returns nil when no URL is configured.
+func NewHTTPCollector(o HTTPOptions) *HTTPCollector {
+	if o.DirectURL == "" && o.PublicURL == "" {
+		return nil
+	}
+	if o.Path == "" {
+		o.Path = "/web/login"
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	o.DirectURL = strings.TrimRight(o.DirectURL, "/")
+	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
+	return &HTTPCollector{opts: o, client: &http.Client{
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		Transport:     &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute},
+	}}
+}
+
+var (
+	httpUpDesc = prometheus.NewDesc("odoo_http_up",
+		"Whether Odoo answered the probe path with a status below 400 (target=\"direct\": web port, \"public\": through the proxy).",
+		[]string{"target"}, nil)
+	httpStatusDesc = prometheus.NewDesc("odoo_http_status_code",
+		"HTTP status of the probe (0 when no answer came).", []string{"target"}, nil)
+	httpDurationDesc = prometheus.NewDesc("odoo_http_duration_seconds",
+		"Time the probe took.", []string{"target"}, nil)
+)
+
+// Describe implements Collector.
+func (c *HTTPCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- httpUpDesc
+	ch <- httpStatusDesc
+	ch <- httpDurationDesc
+	ch <- versionInfoDesc
+}
+
+// Update implements Collector. Each probe ends at its timeout or at the
+// scrape's deadline, whichever comes first.
+func (c *HTTPCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, t := range []struct{ name, base string }{{"direct", c.opts.DirectURL}, {"public", c.opts.PublicURL}} {
+		if t.base == "" {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := prober.HTTP(ctx, c.client, http.MethodGet, t.base+c.opts.Path, nil, nil)
+			up := 0.0
+			if r.Up() {
+				up = 1
+			}
+			ch <- prometheus.MustNewConstMetric(httpUpDesc, prometheus.GaugeValue, up, t.name)
+			ch <- prometheus.MustNewConstMetric(httpStatusDesc, prometheus.GaugeValue, float64(r.Status), t.name)
+			ch <- prometheus.MustNewConstMetric(httpDurationDesc, prometheus.GaugeValue, r.Duration.Seconds(), t.name)
+		}()
+	}
+	base := c.opts.DirectURL
+	if base == "" {
+		base = c.opts.PublicURL
+	}
+	if v, err := VersionInfo(ctx, c.client, base); err == nil {
+		ch <- prometheus.MustNewConstMetric(versionInfoDesc, prometheus.GaugeValue, 1, c.opts.Database, v, "http")
+	}
+	wg.Wait()
+	return nil
+}
+
+// VersionInfo asks Odoo's /web/webclient/version_info (JSON-RPC) for its
+// version and returns "<major>.<minor>" from server_version_info (e.g.
+// "17.0", "saas~17.2"); server_version may carry build suffixes.
+func VersionInfo(ctx context.Context, client *http.Client, base string) (string, error) {
+	body := []byte(`{"jsonrpc":"2.0","method":"call","params":{},"id":1}`)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/web/webclient/version_info", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("version_info answered %d", resp.StatusCode)
+	}
+	var r struct {
+		Result struct {
+			ServerVersion     string `json:"server_version"`
+			ServerVersionInfo []any  `json:"server_version_info"`
+		} `json:"result"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&r); err != nil {
+		return "", fmt.Errorf("version_info: %w", err)
+	}
+	if info := r.Result.ServerVersionInfo; len(info) >= 2 {
+		return fmt.Sprintf("%v.%v", info[0], info[1]), nil
+	}
+	if r.Result.ServerVersion != "" {
+		return r.Result.ServerVersion, nil
+	}
+	return "", fmt.Errorf("version_info: no version in the answer")
+}
