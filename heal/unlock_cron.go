@@ -77,7 +77,7 @@ const cronLockersSQL = `WITH lockers AS (
 )
 SELECT a.pid, a.backend_start, a.xact_start, coalesce(a.state, ''), coalesce(a.usename, ''), coalesce(a.application_name, ''),
 	extract(epoch FROM now() - a.xact_start)::float8,
-	format('holding the row lock of cron job(s) %%s for %%ss', coalesce(array_to_string(array_agg(DISTINCT k.cron_id) FILTER (WHERE k.cron_id IS NOT NULL), ','), 'unknown (cron worker session)'), round(extract(epoch FROM now() - a.xact_start)::numeric, 1))
+	format('holding the row lock of cron job(s) %s for %ss', coalesce(array_to_string(array_agg(DISTINCT k.cron_id) FILTER (WHERE k.cron_id IS NOT NULL), ','), 'unknown (cron worker session)'), round(extract(epoch FROM now() - a.xact_start)::numeric, 1))
 FROM lockers k JOIN pg_stat_activity a ON a.pid = k.pid
 WHERE a.xact_start <= now() - make_interval(secs => $1)
 	AND EXISTS (SELECT 1 FROM pg_locks rl WHERE rl.pid = a.pid AND rl.locktype = 'relation' AND rl.granted
