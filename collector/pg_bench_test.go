@@ -1,0 +1,142 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/odoo-exporter/odoo_exporter/internal/pgtest"
+	"github.com/odoo-exporter/odoo_exporter/postgres"
+)
+
+// pgCollectors are the collectors benchmarked; BENCH_COLLECTORS="cron
+// modules" narrows them to see what each costs.
+var pgCollectors = benchCollectors()
+
+func benchCollectors() []string {
+	if s := os.Getenv("BENCH_COLLECTORS"); s != "" {
+		return strings.Fields(s)
+	}
+	return []string{"pg", "pg_activity", "pg_locks", "cron", "modules"}
+}
+
+// BenchmarkScrapeOneDatabase: one scrape of the PostgreSQL collectors on a
+// database with 100 cron jobs (10 overdue, 1 running), 200 client backends
+// and 20 of them waiting for a lock.
+func BenchmarkScrapeOneDatabase(b *testing.B) {
+	db := cluster.OdooDB(b, "17.0")
+	ctx := context.Background()
+	setup := cluster.Connect(b, db)
+	if _, err := setup.Exec(ctx, `INSERT INTO ir_act_server (name) SELECT jsonb_build_object('en_US', 'job ' || g) FROM generate_series(1, 100) g;
+INSERT INTO ir_cron (ir_actions_server_id, cron_name, user_id, nextcall)
+SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' + (CASE WHEN g <= 10 THEN -1 ELSE 1 END) * interval '1 hour' FROM generate_series(1, 100) g;
+INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(1, 20) g`); err != nil {
+		b.Fatal(err)
+	}
+	// 200 backends: a blocker holding 20 rows, 20 waiters, 179 idle.
+	conns := make([]*pgx.Conn, 0, 200)
+	for range 200 {
+		conns = append(conns, cluster.Connect(b, db))
+	}
+	blocker := conns[0]
+	mustExecTB(b, blocker, "BEGIN")
+	mustExecTB(b, blocker, "UPDATE res_users SET active = true WHERE id > 100")
+	for i := 1; i <= 20; i++ {
+		go conns[i].Exec(ctx, fmt.Sprintf("UPDATE res_users SET active = false WHERE id = %d", 100+i))
+	}
+	cron := conns[21]
+	mustExecTB(b, cron, "BEGIN")
+	mustExecTB(b, cron, "SELECT * FROM ir_cron WHERE id in (5) FOR NO KEY UPDATE SKIP LOCKED")
+
+	exp := newTestExporter(b, cluster.DSN(db, ""), "", pgCollectors...)
+	eventually(b, 10*time.Second, "20 waiters", func() bool {
+		return scrapeOnce(b, exp).value(b, "odoo_pg_lock_waiting_backends", "database", db) == 20
+	})
+	m := scrapeOnce(b, exp)
+	if got := m.value(b, "odoo_cron_jobs", "database", db); got != 100 {
+		b.Fatalf("odoo_cron_jobs = %v", got)
+	}
+	if got := m.value(b, "odoo_cron_running_jobs", "database", db); got != 1 {
+		b.Fatalf("odoo_cron_running_jobs = %v", got)
+	}
+	benchScrape(b, exp)
+	mustExecTB(b, blocker, "ROLLBACK")
+	mustExecTB(b, cron, "ROLLBACK")
+}
+
+// BenchmarkScrape200Databases: one scrape of 200 Odoo databases of one
+// cluster (each with 20 cron jobs) with --odoo.database=all and at most 4
+// connections.
+func BenchmarkScrape200Databases(b *testing.B) {
+	c, err := pgtest.Start()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	c.CreateOdooDB(b, "template_odoo", "17.0")
+	c.Exec(b, "template_odoo", `INSERT INTO ir_act_server (name) SELECT jsonb_build_object('en_US', 'job ' || g) FROM generate_series(1, 20) g;
+INSERT INTO ir_cron (ir_actions_server_id, cron_name, user_id, nextcall)
+SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM generate_series(1, 20) g`)
+	c.Exec(b, "postgres", "UPDATE pg_database SET datallowconn = false WHERE datname = 'template_odoo'")
+	for i := range 200 {
+		c.Exec(b, "postgres", fmt.Sprintf("CREATE DATABASE odoo_%03d TEMPLATE template_odoo", i))
+	}
+	src, err := postgres.New(postgres.Config{
+		DSN: c.DSN("postgres", ""), Database: postgres.AllDatabases, MaxConns: 4,
+		StatementTimeout: 5 * time.Second, LockTimeout: time.Second,
+	}, testLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	exp, err := New(Deps{Logger: testLogger(), PG: src}, pgCollectors...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if got := scrapeOnce(b, exp).value(b, "odoo_databases"); got != 200 {
+		b.Fatalf("odoo_databases = %v, want 200", got)
+	}
+	benchScrape(b, exp)
+	if n := src.OpenConns(); n > 4 {
+		b.Fatalf("%d connections open, want <= 4", n)
+	}
+}
+
+// benchScrape times scrapes and reports the median and the 90th
+// percentile besides Go's mean.
+func benchScrape(b *testing.B, exp *Exporter) {
+	var durations []time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		begin := time.Now()
+		m := scrapeOnce(b, exp)
+		durations = append(durations, time.Since(begin))
+		for _, mf := range m {
+			if mf.GetName() == "odoo_exporter_collector_success" {
+				for _, s := range mf.GetMetric() {
+					if s.GetGauge().GetValue() != 1 {
+						b.Fatalf("a collector failed during the benchmark:\n%s", m.names())
+					}
+				}
+			}
+		}
+	}
+	b.StopTimer()
+	sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
+	b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(durations[len(durations)*9/10].Microseconds())/1000, "p90-ms")
+}
+
+func mustExecTB(tb testing.TB, conn *pgx.Conn, sql string) {
+	tb.Helper()
+	if _, err := conn.Exec(context.Background(), sql); err != nil {
+		tb.Fatalf("%s: %v", sql, err)
+	}
+}
