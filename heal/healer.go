@@ -103,6 +103,9 @@ func (h *Healer) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Env returns the environment the actions run in.
+func (h *Healer) Env() *Env { return h.opts.Env }
+
 // Wait waits for the running actions to finish (tests).
 func (h *Healer) Wait() { h.wg.Wait() }
 
