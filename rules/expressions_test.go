@@ -189,13 +189,7 @@ func buildCatalog() (catalog, error) {
 	var rec recorder
 	heal.NewMetrics(&rec)
 	for _, c := range rec.cs {
-		typ := dto.MetricType_UNTYPED
-		switch c.(type) {
-		case *prometheus.HistogramVec, prometheus.Histogram:
-			typ = dto.MetricType_HISTOGRAM
-		case *prometheus.SummaryVec, prometheus.Summary:
-			typ = dto.MetricType_SUMMARY
-		}
+		typ := collectorType(c)
 		for _, d := range describe(c) {
 			name, labels, err := parseDesc(d)
 			if err != nil {
@@ -209,6 +203,34 @@ func buildCatalog() (catalog, error) {
 	cat.addAny("ALERTS")
 	cat.addAny("ALERTS_FOR_STATE")
 	return cat, nil
+}
+
+// collectorType tells histograms and summaries from other metrics: a vec
+// by its Go type (it has no series before its first use), a single metric
+// by what it writes.
+func collectorType(c prometheus.Collector) dto.MetricType {
+	switch c.(type) {
+	case *prometheus.HistogramVec:
+		return dto.MetricType_HISTOGRAM
+	case *prometheus.SummaryVec:
+		return dto.MetricType_SUMMARY
+	}
+	ch := make(chan prometheus.Metric)
+	go func() { c.Collect(ch); close(ch) }()
+	typ := dto.MetricType_UNTYPED
+	for m := range ch {
+		var pb dto.Metric
+		if err := m.Write(&pb); err != nil {
+			continue
+		}
+		switch {
+		case pb.Histogram != nil:
+			typ = dto.MetricType_HISTOGRAM
+		case pb.Summary != nil:
+			typ = dto.MetricType_SUMMARY
+		}
+	}
+	return typ
 }
 
 // withRecordingRules returns the catalog plus the pack's recording rules.
