@@ -206,16 +206,27 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 		links = append(links, bundleLink{URL: u, XMLID: b.xmlid, Unique: s.unique(b), Ext: b.ext, Lazy: b.lazy, Attr: s.ver.idInAssetURL})
 	}
-	info := map[string]any{
-		"is_admin": false, "is_system": false, "is_website_user": false, "user_id": false,
-		"is_frontend": true, "profile_session": nil, "profile_collectors": nil, "profile_params": nil,
-		"show_effect": true, "bundle_params": map[string]any{"lang": "en_US"},
-		"translationURL": "/web/webclient/translations", "lang_url_code": "en",
+	// Odoo writes the session info with Python's json.dumps: ", " and ": ".
+	info := []struct {
+		k string
+		v any
+	}{
+		{"is_admin", false}, {"is_system", false}, {"is_website_user", false}, {"user_id", false},
+		{"is_frontend", true}, {"profile_session", nil}, {"profile_collectors", nil}, {"profile_params", nil},
+		{"show_effect", true}, {"bundle_params", json.RawMessage(`{"lang": "en_US"}`)},
 	}
 	if s.ver.wsVersion != "" {
-		info["websocket_worker_version"] = s.ver.wsVersion
+		info = append(info, struct {
+			k string
+			v any
+		}{"websocket_worker_version", s.ver.wsVersion})
 	}
-	infoJSON, _ := json.Marshal(info)
+	var parts []string
+	for _, kv := range info {
+		v, _ := json.Marshal(kv.v)
+		parts = append(parts, fmt.Sprintf("%q: %s", kv.k, v))
+	}
+	infoJSON := "{" + strings.Join(parts, ", ") + "}"
 	var csrf [20]byte
 	_, _ = rand.Read(csrf[:])
 	ensureSession(w, r)
