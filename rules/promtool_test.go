@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -49,5 +50,41 @@ func TestPromtoolTestRules(t *testing.T) {
 			t.Parallel()
 			runPromtool(t, "test", "rules", f)
 		})
+	}
+}
+
+// TestPromtoolTestRulesCatchesChanges runs the cron unit tests against a
+// copy of the pack whose OdooCronStuck threshold was changed: promtool must
+// fail, or the unit tests would not guard the thresholds.
+func TestPromtoolTestRulesCatchesChanges(t *testing.T) {
+	p := promtool(t)
+	pack, err := os.ReadFile("alerts_odoo.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(pack), "odoo_cron_lag_max_seconds > 1800", "odoo_cron_lag_max_seconds > 2000", 1)
+	if broken == string(pack) {
+		t.Fatal("OdooCronStuck's expression not found in the pack")
+	}
+	unit, err := os.ReadFile(filepath.Join("tests", "cron_test.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "tests"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "alerts_odoo.yml"), []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tests", "cron_test.yml"), unit, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(p, "test", "rules", filepath.Join(dir, "tests", "cron_test.yml")).CombinedOutput()
+	if err == nil {
+		t.Fatalf("promtool accepted a changed threshold:\n%s", out)
+	}
+	if !strings.Contains(string(out), "OdooCronStuck") {
+		t.Errorf("promtool failed, but not on OdooCronStuck:\n%s", out)
 	}
 }
