@@ -201,3 +201,36 @@ func TestConnectionBound(t *testing.T) {
 		t.Errorf("open connections after the scrapes = %d, want <= 3", n)
 	}
 }
+
+// TestRediscovery: a database created after the first scrape is collected
+// once the discovery interval has passed, and a dropped one disappears.
+func TestRediscovery(t *testing.T) {
+	c := newPrivateCluster(t)
+	first := c.OdooDB(t, "17.0")
+	src, err := postgres.New(postgres.Config{
+		DSN: c.DSN("postgres", ""), Database: postgres.AllDatabases, MaxConns: 2,
+		StatementTimeout: 5 * time.Second, LockTimeout: time.Second,
+		DiscoveryInterval: 500 * time.Millisecond,
+	}, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	exp, err := New(Deps{Logger: testLogger(), PG: src}, "modules")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := scrapeOnce(t, exp).value(t, "odoo_databases"); got != 1 {
+		t.Fatalf("odoo_databases = %v, want 1", got)
+	}
+	second := c.OdooDB(t, "18.0")
+	eventually(t, 10*time.Second, "the new database to be discovered", func() bool {
+		return scrapeOnce(t, exp).has("odoo_modules_in_transition", "database", second)
+	})
+	src.Close() // no idle session may keep the database from being dropped
+	c.Exec(t, "postgres", "DROP DATABASE "+first+" WITH (FORCE)")
+	eventually(t, 10*time.Second, "the dropped database to disappear", func() bool {
+		m := scrapeOnce(t, exp)
+		return !m.has("odoo_modules_in_transition", "database", first) && m.value(t, "odoo_databases") == 1
+	})
+}
