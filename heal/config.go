@@ -306,3 +306,7 @@ func Actions() []string {
 	sort.Strings(names)
 	return names
 }
+
+// TargetKind is what the rule's targets name: TargetDatabase or
+// TargetContainer.
+func (r *Rule) TargetKind() string { return r.kind.TargetKind }
