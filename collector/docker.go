@@ -35,7 +35,7 @@ var (
 		"Only containers whose name, Compose project or Compose service matches this regular expression (unanchored); empty matches all.").
 		Default("odoo").String()
 	dockerStatsConcurrency = kingpin.Flag("collector.docker.stats-concurrency",
-		"How many containers are inspected and read (stats one-shot) at once in a scrape. Docker before 25 answers a one-shot stats request at the next tick of its 1 s stats loop, shared by all pending requests: keep this above the number of selected containers so that a scrape waits one tick, not one per batch.").
+		"How many containers are inspected and read (stats one-shot) at once in a scrape. Docker 20.10 answers a one-shot stats request only at the next tick of its 1 s stats loop, shared by all pending requests: keep this above the number of selected containers so that a scrape waits one tick, not one per batch.").
 		Default("64").Int()
 )
 
@@ -231,7 +231,7 @@ func (c *DockerCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 				return
 			}
 			defer func() { <-sem }()
-			if err := c.updateContainer(ctx, s.ID, ch); err != nil {
+			if err := c.updateContainer(ctx, s.ID, s.State == container.StateRunning, ch); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
@@ -247,7 +247,30 @@ func (c *DockerCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 	return firstErr
 }
 
-func (c *DockerCollector) updateContainer(ctx context.Context, id string, ch chan<- prometheus.Metric) error {
+// updateContainer sends the metrics of one container. The stats request of
+// a container listed as running is sent along with the inspect: some
+// engines (20.10) answer it only at the next tick of their 1 s stats loop.
+func (c *DockerCollector) updateContainer(ctx context.Context, id string, listedRunning bool, ch chan<- prometheus.Metric) error {
+	type statsResult struct {
+		stats container.StatsResponse
+		err   error
+	}
+	var statsc chan statsResult
+	if listedRunning {
+		statsc = make(chan statsResult, 1)
+		go func() {
+			var r statsResult
+			r.stats, r.err = c.stats(ctx, id)
+			statsc <- r
+		}()
+		// Whatever happens to the inspect, wait for the stats request so
+		// that no goroutine outlives the scrape.
+		defer func() {
+			if statsc != nil {
+				<-statsc
+			}
+		}()
+	}
 	info, err := c.client.ContainerInspect(ctx, id)
 	if cerrdefs.IsNotFound(err) {
 		return nil // removed since the list
@@ -284,18 +307,19 @@ func (c *DockerCollector) updateContainer(ctx context.Context, id string, ch cha
 		gauge(containerHealthyDesc, boolFloat(h.Status == container.Healthy))
 	}
 
-	resp, err := c.client.ContainerStatsOneShot(ctx, id)
-	if cerrdefs.IsNotFound(err) {
+	if statsc == nil {
+		// Started between the list and the inspect: next scrape.
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("stats of container %s: %w", name, err)
+	r := <-statsc
+	statsc = nil
+	if cerrdefs.IsNotFound(r.err) {
+		return nil
 	}
-	defer resp.Body.Close()
-	var stats container.StatsResponse
-	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
-		return fmt.Errorf("stats of container %s: %w", name, err)
+	if r.err != nil {
+		return fmt.Errorf("stats of container %s: %w", name, r.err)
 	}
+	stats := r.stats
 	if stats.MemoryStats.Usage == 0 && stats.MemoryStats.Stats == nil {
 		// Stopped between inspect and stats: the daemon answers zeros.
 		return nil
@@ -303,6 +327,18 @@ func (c *DockerCollector) updateContainer(ctx context.Context, id string, ch cha
 	gauge(containerMemUsageDesc, float64(stats.MemoryStats.Usage))
 	gauge(containerMemWorkingSetDesc, float64(workingSet(stats.MemoryStats)))
 	return nil
+}
+
+// stats reads the container's stats once (stream=0, one-shot=1).
+func (c *DockerCollector) stats(ctx context.Context, id string) (container.StatsResponse, error) {
+	var stats container.StatsResponse
+	resp, err := c.client.ContainerStatsOneShot(ctx, id)
+	if err != nil {
+		return stats, err
+	}
+	defer resp.Body.Close()
+	err = json.NewDecoder(resp.Body).Decode(&stats)
+	return stats, err
 }
 
 // workingSet is memory usage without the inactive file cache, computed as
