@@ -44,7 +44,7 @@ type Rule struct {
 	// Name identifies the rule in logs, audit lines and follow_up.
 	Name string `yaml:"name"`
 	// Match selects alerts by label equality; alertname and/or heal are
-	// required.
+	// required, except for a rule that only runs as another's follow_up.
 	Match map[string]string `yaml:"match"`
 	// Action is the action kind (see Actions).
 	Action string `yaml:"action"`
@@ -167,7 +167,14 @@ func (c *Config) validate() error {
 		}
 		names[r.Name] = true
 	}
+	followed := map[string]bool{}
 	for _, r := range c.Rules {
+		followed[r.FollowUp] = true
+	}
+	for _, r := range c.Rules {
+		if !r.direct() && !followed[r.Name] {
+			return fmt.Errorf("rule %q: match needs alertname and/or heal (only a rule named by follow_up may have none)", r.Name)
+		}
 		if r.FollowUp == "" {
 			continue
 		}
@@ -191,9 +198,6 @@ func (r *Rule) validate(d *RuleDefaults) error {
 	}
 	if !ruleName.MatchString(r.Name) {
 		return fmt.Errorf("name %q: use letters, digits, '_', '.', '-'", r.Name)
-	}
-	if r.Match["alertname"] == "" && r.Match["heal"] == "" {
-		return errors.New("match needs alertname and/or heal")
 	}
 	kind, ok := actionKinds[r.Action]
 	if !ok {
@@ -257,7 +261,14 @@ func (c *Config) match(a Alert) *Rule {
 	return nil
 }
 
+// direct reports whether alerts can match the rule itself (rules without
+// alertname or heal in match run only as a follow_up).
+func (r *Rule) direct() bool { return r.Match["alertname"] != "" || r.Match["heal"] != "" }
+
 func (r *Rule) matches(a Alert) bool {
+	if !r.direct() {
+		return false
+	}
 	for k, v := range r.Match {
 		if a.Labels[k] != v {
 			return false

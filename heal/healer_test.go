@@ -399,3 +399,29 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestHealerFollowUp: a rule's follow_up runs after it succeeded, on the
+// follow-up rule's fixed target.
+func TestHealerFollowUp(t *testing.T) {
+	t.Parallel()
+	db, db2 := odooDB(t), odooDB(t)
+	cluster.Exec(t, db, assetFixture)
+	cluster.Exec(t, db2, assetFixture)
+	th := newTestHealer(t, fmt.Sprintf(`
+verify_interval: 50ms
+rules:
+  - name: assets
+    match: {heal: clear_assets}
+    action: clear_assets
+    targets: [%s]
+    follow_up: then
+  - name: then
+    action: clear_assets
+    target: %s
+`, db, db2))
+	th.post(t, payload(firing("OdooAssetsBroken", "fp1", db)))
+	th.Wait()
+	if assetCount(t, db) != 0 || assetCount(t, db2) != 0 || th.actions("clear_assets", ResultSuccess) != 2 {
+		t.Errorf("rows %d %d, audit %+v", assetCount(t, db), assetCount(t, db2), th.auditRecords(t))
+	}
+}
