@@ -46,6 +46,23 @@ type DatabaseCollector interface {
 	UpdateDatabase(ctx context.Context, q postgres.Queryer, db string, ch chan<- prometheus.Metric) error
 }
 
+// ClusterPreparer is implemented by DatabaseCollectors that also need a
+// cluster-wide view (pg_locks, pg_stat_activity). PrepareCluster runs once
+// per scrape, on a connection to the DSN's database, before the databases
+// are visited; UpdateDatabase then finds its result with Prepared. Reading
+// the view once instead of once per database keeps a scrape of hundreds of
+// databases linear in their number.
+type ClusterPreparer interface {
+	PrepareCluster(ctx context.Context, q postgres.Queryer, dbs []string) (any, error)
+}
+
+type preparedKey struct{ c DatabaseCollector }
+
+// Prepared returns what c's PrepareCluster returned in this scrape, or nil.
+func Prepared(ctx context.Context, c DatabaseCollector) any {
+	return ctx.Value(preparedKey{c})
+}
+
 // Runner is implemented by collectors with background work (a prober, an
 // event subscription). Run blocks until ctx is done.
 type Runner interface {
@@ -311,6 +328,27 @@ func (s *scrape) collectDatabases(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(databasesDesc, prometheus.GaugeValue, float64(len(dbs)))
 
+	ctx := s.ctx
+	for _, n := range e.dbNames {
+		p, ok := e.dbs[n].(ClusterPreparer)
+		if !ok {
+			continue
+		}
+		begin := time.Now()
+		var state any
+		err := e.pg.WithConn(ctx, "", func(q postgres.Queryer) error {
+			var err error
+			state, err = p.PrepareCluster(ctx, q, dbs)
+			return err
+		})
+		results[n].d += time.Since(begin)
+		if err != nil {
+			results[n].err = fmt.Errorf("reading the cluster-wide view: %w", err)
+			continue
+		}
+		ctx = context.WithValue(ctx, preparedKey{e.dbs[n]}, state)
+	}
+
 	var (
 		mu  sync.Mutex
 		wg  sync.WaitGroup
@@ -323,10 +361,10 @@ func (s *scrape) collectDatabases(ch chan<- prometheus.Metric) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			up := 1.0
-			err := e.pg.WithConn(s.ctx, db, func(q postgres.Queryer) error {
+			err := e.pg.WithConn(ctx, db, func(q postgres.Queryer) error {
 				for _, n := range e.dbNames {
 					begin := time.Now()
-					err := e.dbs[n].UpdateDatabase(s.ctx, q, db, ch)
+					err := e.dbs[n].UpdateDatabase(ctx, q, db, ch)
 					d := time.Since(begin)
 					mu.Lock()
 					results[n].d += d
@@ -334,8 +372,8 @@ func (s *scrape) collectDatabases(ch chan<- prometheus.Metric) {
 						results[n].err = fmt.Errorf("database %s: %w", db, err)
 					}
 					mu.Unlock()
-					if s.ctx.Err() != nil {
-						return s.ctx.Err()
+					if ctx.Err() != nil {
+						return ctx.Err()
 					}
 				}
 				return nil

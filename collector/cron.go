@@ -153,10 +153,13 @@ func (c *CronCollector) schema(ctx context.Context, q postgres.Queryer, db strin
 	return s, nil
 }
 
-// jobsSQL builds the query of the active jobs for schema s: one row per job
+// jobsSQL builds the query of the jobs for schema s: one row per active job
 // with its name, lag (seconds past due, due = LEAST(nextcall, earliest due
-// trigger), as Odoo's ready condition), due triggers and failure count.
-// nextcall and call_at are UTC timestamps without time zone.
+// trigger), as Odoo's ready condition), due triggers and failure count,
+// plus any job whose row carries an xmax (it may be locked by a running
+// worker; matched against the lockers of PrepareCluster), with ir_cron's
+// oid and the server's clock. nextcall and call_at are UTC timestamps
+// without time zone.
 func (s cronSchema) jobsSQL() string {
 	name := "'#' || c.id"
 	switch {
@@ -170,8 +173,10 @@ func (s cronSchema) jobsSQL() string {
 		failures = "COALESCE(c.failure_count, 0)"
 	}
 	where := "c.active"
+	activeCond := ""
 	if s.hasNumbercall {
 		where += " AND c.numbercall != 0"
+		activeCond = " AND c.numbercall != 0"
 	}
 	triggers := "SELECT NULL::int AS cron_id, NULL::timestamp AS call_at, 0::bigint AS n WHERE false"
 	if s.hasTriggers {
@@ -181,51 +186,100 @@ func (s cronSchema) jobsSQL() string {
 	return fmt.Sprintf(`WITH t AS (%s)
 SELECT c.id, %s,
   GREATEST(EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - LEAST(c.nextcall, t.call_at)), 0)::float8,
-  COALESCE(t.n, 0)::float8, %s::float8
+  COALESCE(t.n, 0)::float8, %s::float8, c.xmax::text, 'ir_cron'::regclass::oid::int8,
+  now(), c.active%s
 FROM ir_cron c LEFT JOIN t ON t.cron_id = c.id
-WHERE %s`, triggers, name, failures, where)
+WHERE c.xmax <> '0'::xid OR (%s)`, triggers, name, failures, activeCond, where)
 }
 
-// runningSQL finds the jobs whose row is locked, reading only catalogs: the
-// row's xmax is the transaction id of a granted transactionid lock, and
-// that backend holds a lock on ir_cron (this rules out a multixact id that
-// happens to equal an unrelated transaction id). When a foreign key from
-// ir_cron_trigger also holds a KEY SHARE lock, xmax is a multixact and the
-// join misses it: the second branch then finds Odoo's cron worker session
-// (idle in transaction, its last statement locking one ir_cron row) and
-// reads the job id from its query text ("id = N" in 18+, "id in (N)" in
-// 15–17, "id=N" in 14).
-// No row lock is ever taken: FOR SHARE even with SKIP LOCKED would make
-// Odoo's workers skip the job.
-func (s cronSchema) runningSQL() string {
-	name := "'#' || c.id"
-	switch {
-	case s.hasName && s.nameJSON:
-		name = "COALESCE(c.cron_name->>'en_US', c.cron_name::text, '#' || c.id)"
-	case s.hasName:
-		name = "COALESCE(c.cron_name::text, '#' || c.id)"
+// cronLockersSQL reads, once per scrape and cluster-wide, the backends of
+// the Odoo databases that could be running a cron job: their own
+// transaction id (the xmax a row they lock carries), the relations they
+// hold locks on, the start of their transaction, and, for Odoo's cron
+// worker session (idle in transaction, its last statement locking one
+// ir_cron row), the job id read from the query text ("id = N" in 18+,
+// "id in (N)" in 15-17, "id=N" in 14). Only catalogs are read: no row lock
+// is ever taken (FOR SHARE, even with SKIP LOCKED, would make Odoo's workers
+// skip the job).
+const cronLockersSQL = `SELECT a.datname, a.xact_start,
+  (SELECT l.transactionid::text FROM pg_catalog.pg_locks l
+    WHERE l.pid = a.pid AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted LIMIT 1),
+  ARRAY(SELECT l.relation::int8 FROM pg_catalog.pg_locks l
+    WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted),
+  CASE WHEN a.state LIKE 'idle in transaction%' AND a.query ~* 'from\s+ir_cron\M'
+    AND a.query ~* 'for\s+(no\s+key\s+)?update'
+  THEN substring(a.query FROM '(?:\mcron_id\s*=\s*|\mid\s*=\s*|\mid\s+in\s*\(\s*)(\d+)')::int8 END
+FROM pg_catalog.pg_stat_activity a
+WHERE a.datname = ANY($1) AND a.backend_type = 'client backend'
+  AND a.xact_start IS NOT NULL AND a.pid <> pg_backend_pid()`
+
+// cronLocker is a backend that may be running a cron job.
+type cronLocker struct {
+	xactStart time.Time
+	xid       string
+	relations map[int64]bool
+	job       int64 // from the cron worker's query text; 0 when none
+}
+
+// cronLockers are the lockers of one scrape, by database.
+type cronLockers map[string][]cronLocker
+
+// PrepareCluster implements ClusterPreparer: the lockers are read once for
+// all databases.
+func (c *CronCollector) PrepareCluster(ctx context.Context, q postgres.Queryer, dbs []string) (any, error) {
+	rows, err := q.Query(ctx, cronLockersSQL, dbs)
+	if err != nil {
+		return nil, fmt.Errorf("reading lock holders: %w", err)
 	}
-	return fmt.Sprintf(`WITH lockers AS (
-  SELECT l.pid FROM pg_catalog.pg_locks l
-  WHERE l.relation = 'ir_cron'::regclass AND l.granted AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-), held AS (
-  SELECT c.id, a.xact_start
-  FROM ir_cron c
-  JOIN pg_catalog.pg_locks l ON l.locktype = 'transactionid' AND l.transactionid = c.xmax
-    AND l.mode = 'ExclusiveLock' AND l.granted
-  JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-  WHERE c.xmax <> '0'::xid AND l.pid IN (SELECT pid FROM lockers)
-  UNION
-  SELECT substring(a.query FROM '(?:\mcron_id\s*=\s*|\mid\s*=\s*|\mid\s+in\s*\(\s*)(\d+)')::int, a.xact_start
-  FROM pg_catalog.pg_stat_activity a
-  WHERE a.datname = current_database() AND a.pid IN (SELECT pid FROM lockers)
-    AND a.state LIKE 'idle in transaction%%'
-    AND a.query ~* 'from\s+ir_cron\M' AND a.query ~* 'for\s+(no\s+key\s+)?update'
-    AND a.query ~* '(\mcron_id\s*=\s*|\mid\s*=\s*|\mid\s+in\s*\(\s*)\d+'
-)
-SELECT c.id, %s, EXTRACT(EPOCH FROM now() - min(h.xact_start))::float8
-FROM held h JOIN ir_cron c ON c.id = h.id
-GROUP BY c.id`, name)
+	defer rows.Close()
+	lockers := cronLockers{}
+	for rows.Next() {
+		var (
+			db   string
+			l    cronLocker
+			xid  *string
+			rels []int64
+			job  *int64
+		)
+		if err := rows.Scan(&db, &l.xactStart, &xid, &rels, &job); err != nil {
+			return nil, err
+		}
+		if xid != nil {
+			l.xid = *xid
+		}
+		if job != nil {
+			l.job = *job
+		}
+		l.relations = make(map[int64]bool, len(rels))
+		for _, r := range rels {
+			l.relations[r] = true
+		}
+		lockers[db] = append(lockers[db], l)
+	}
+	return lockers, rows.Err()
+}
+
+// running returns, for each job id held, the start of the holding
+// transaction: the job's row xmax is the transaction id of a backend that
+// holds a lock on ir_cron (this rules out a multixact id that happens to
+// equal an unrelated transaction id), or the job is named by the cron
+// worker's session (when a trigger's foreign key also share-locks the row,
+// xmax is a multixact and the first test misses it).
+func (l cronLockers) running(db string, cronOID int64, xmax map[string]int64, now time.Time) map[int64]float64 {
+	held := map[int64]float64{}
+	for _, k := range l[db] {
+		if !k.relations[cronOID] {
+			continue
+		}
+		secs := now.Sub(k.xactStart).Seconds()
+		if id, ok := xmax[k.xid]; ok && k.xid != "" {
+			held[id] = max(held[id], secs)
+		}
+		if k.job != 0 {
+			held[k.job] = max(held[k.job], secs)
+		}
+	}
+	return held
 }
 
 // UpdateDatabase implements DatabaseCollector.
@@ -234,11 +288,8 @@ func (c *CronCollector) UpdateDatabase(ctx context.Context, q postgres.Queryer, 
 	if err != nil {
 		return err
 	}
-	if err := c.updateJobs(ctx, q, s, db, ch); err != nil {
-		c.forget(db)
-		return err
-	}
-	if err := c.updateRunning(ctx, q, s, db, ch); err != nil {
+	lockers, _ := Prepared(ctx, c).(cronLockers)
+	if err := c.update(ctx, q, s, lockers, db, ch); err != nil {
 		c.forget(db)
 		return err
 	}
@@ -253,7 +304,7 @@ func (c *CronCollector) forget(db string) {
 	c.mu.Unlock()
 }
 
-func (c *CronCollector) updateJobs(ctx context.Context, q postgres.Queryer, s cronSchema, db string, ch chan<- prometheus.Metric) error {
+func (c *CronCollector) update(ctx context.Context, q postgres.Queryer, s cronSchema, lockers cronLockers, db string, ch chan<- prometheus.Metric) error {
 	rows, err := q.Query(ctx, s.jobsSQL())
 	if err != nil {
 		return fmt.Errorf("reading ir_cron: %w", err)
@@ -261,17 +312,29 @@ func (c *CronCollector) updateJobs(ctx context.Context, q postgres.Queryer, s cr
 	defer rows.Close()
 	var (
 		jobs, overdue, triggers, failing, lagMax float64
-		names                                    = labelNames{}
 		threshold                                = c.opts.OverdueThreshold.Seconds()
+		lagNames                                 = labelNames{}
+		names                                    = map[int64]string{}
+		xmax                                     = map[string]int64{}
+		cronOID                                  int64
+		now                                      time.Time
 	)
 	for rows.Next() {
 		var (
-			id                 int
-			name               string
+			id                 int64
+			name, rowXmax      string
 			lag, trig, failure float64
+			active             bool
 		)
-		if err := rows.Scan(&id, &name, &lag, &trig, &failure); err != nil {
+		if err := rows.Scan(&id, &name, &lag, &trig, &failure, &rowXmax, &cronOID, &now, &active); err != nil {
 			return err
+		}
+		names[id] = name
+		if rowXmax != "0" {
+			xmax[rowXmax] = id
+		}
+		if !active {
+			continue
 		}
 		jobs++
 		triggers += trig
@@ -283,7 +346,7 @@ func (c *CronCollector) updateJobs(ctx context.Context, q postgres.Queryer, s cr
 			failing++
 		}
 		if c.opts.PerJob {
-			ch <- prometheus.MustNewConstMetric(cronJobLagDesc, prometheus.GaugeValue, lag, db, names.unique(name, id))
+			ch <- prometheus.MustNewConstMetric(cronJobLagDesc, prometheus.GaugeValue, lag, db, lagNames.unique(name, id))
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -298,34 +361,22 @@ func (c *CronCollector) updateJobs(ctx context.Context, q postgres.Queryer, s cr
 	if s.hasFailures {
 		ch <- prometheus.MustNewConstMetric(cronFailingDesc, prometheus.GaugeValue, failing, db)
 	}
-	return nil
-}
 
-func (c *CronCollector) updateRunning(ctx context.Context, q postgres.Queryer, s cronSchema, db string, ch chan<- prometheus.Metric) error {
-	rows, err := q.Query(ctx, s.runningSQL())
-	if err != nil {
-		return fmt.Errorf("reading running jobs: %w", err)
+	if lockers == nil {
+		return nil // no cluster-wide view in this scrape: running jobs unknown
 	}
-	defer rows.Close()
 	var (
 		running, runMax float64
-		names           = labelNames{}
+		runNames        = labelNames{}
 	)
-	for rows.Next() {
-		var (
-			id   int
-			name string
-			secs float64
-		)
-		if err := rows.Scan(&id, &name, &secs); err != nil {
-			return err
+	for id, secs := range lockers.running(db, cronOID, xmax, now) {
+		name, ok := names[id]
+		if !ok {
+			continue // the query text named a job that is not (or no longer) locked
 		}
 		running++
 		runMax = max(runMax, secs)
-		ch <- prometheus.MustNewConstMetric(cronJobRunningDesc, prometheus.GaugeValue, secs, db, names.unique(name, id))
-	}
-	if err := rows.Err(); err != nil {
-		return err
+		ch <- prometheus.MustNewConstMetric(cronJobRunningDesc, prometheus.GaugeValue, secs, db, runNames.unique(name, id))
 	}
 	ch <- prometheus.MustNewConstMetric(cronRunningDesc, prometheus.GaugeValue, running, db)
 	ch <- prometheus.MustNewConstMetric(cronRunningMaxDesc, prometheus.GaugeValue, runMax, db)
@@ -337,7 +388,7 @@ func (c *CronCollector) updateRunning(ctx context.Context, q postgres.Queryer, s
 // scrape. A repeated name gets the job id appended.
 type labelNames map[string]bool
 
-func (n labelNames) unique(name string, id int) string {
+func (n labelNames) unique(name string, id int64) string {
 	name = strings.TrimSpace(name)
 	if n[name] {
 		name = fmt.Sprintf("%s (#%d)", name, id)

@@ -193,9 +193,11 @@ func TestConnectionBound(t *testing.T) {
 		t.Errorf("peak open connections = %d, want 1..3", p)
 	}
 	// A closed session's backend leaves pg_stat_activity a moment after the
-	// client hung up, so the server may briefly see one more.
-	if p := peak.Load(); p > 4 || p == 0 {
-		t.Errorf("peak exporter sessions seen by the server = %d, want 1..4", p)
+	// client hung up, so on a busy machine the server may still list a few
+	// sessions the exporter already closed; without the bound it would see
+	// all 12.
+	if p := peak.Load(); p > 6 || p == 0 {
+		t.Errorf("peak exporter sessions seen by the server = %d, want 1..6", p)
 	}
 	if n := src.OpenConns(); n > 3 {
 		t.Errorf("open connections after the scrapes = %d, want <= 3", n)
