@@ -98,11 +98,3 @@ func (r *Report) isNothing() bool {
 	defer r.mu.Unlock()
 	return r.nothing
 }
-
-// verb returns done or wouldDo depending on dryRun, for step texts.
-func verb(dryRun bool, done, wouldDo string) string {
-	if dryRun {
-		return "would " + wouldDo
-	}
-	return done
-}

@@ -81,7 +81,7 @@ func parseFlags(args []string) (*flags, error) {
 	app.Flag("pg.statement-timeout", "statement_timeout of the healer's sessions.").Default("10s").DurationVar(&f.pgStmtTimeout)
 	app.Flag("pg.lock-timeout", "lock_timeout of the healer's sessions.").Default("2s").DurationVar(&f.pgLockTimeout)
 	app.Flag("pg.connect-timeout", "Timeout of one connection attempt.").Default("5s").DurationVar(&f.pgConnectTimeout)
-	app.Flag("docker.host", "Docker Engine API address (default: DOCKER_HOST, else the local socket). Empty with no DOCKER_HOST and no socket disables the Docker actions.").
+	app.Flag("docker.host", "Docker Engine API address, e.g. unix:///var/run/docker.sock or tcp://host:2376 (default: DOCKER_HOST and the DOCKER_TLS_VERIFY/DOCKER_CERT_PATH conventions, else the local socket).").
 		Default("").StringVar(&f.dockerHost)
 	app.Flag("shutdown.timeout", "How long SIGTERM waits for running actions.").Default("5m").DurationVar(&f.shutdownTimeout)
 	f.toolkit = kingpinflag.AddFlags(app, ":9770")
