@@ -79,7 +79,7 @@ func odooDB(t *testing.T) string {
 		END $$;
 		GRANT SELECT ON ir_cron TO healer;
 		GRANT SELECT, DELETE ON ir_attachment TO healer;
-		GRANT SELECT, UPDATE ON ir_module_module TO healer;`)
+		GRANT SELECT, UPDATE (state) ON ir_module_module TO healer;`)
 	return db
 }
 
