@@ -79,6 +79,9 @@ type DockerCollector struct {
 	filters filters.Args
 	logger  *slog.Logger
 	events  *dockerEvents
+
+	negotiateMu sync.Mutex
+	negotiated  bool
 }
 
 // NewDockerCollector returns a docker collector; it does not connect.
@@ -114,6 +117,24 @@ func NewDockerCollector(opts DockerOptions) (*DockerCollector, error) {
 	c.client = cli
 	c.events = newDockerEvents()
 	return c, nil
+}
+
+// ready negotiates the API version with the daemon once, before any other
+// request: the client's lazy negotiation writes its version field while
+// concurrent requests read it (a data race in the v28 client).
+func (c *DockerCollector) ready(ctx context.Context) error {
+	c.negotiateMu.Lock()
+	defer c.negotiateMu.Unlock()
+	if c.negotiated {
+		return nil
+	}
+	ping, err := c.client.Ping(ctx)
+	if err != nil {
+		return fmt.Errorf("docker ping: %w", err)
+	}
+	c.client.NegotiateAPIVersionPing(ping)
+	c.negotiated = true
+	return nil
 }
 
 // Close releases the client's connections.
@@ -209,6 +230,9 @@ func (c *DockerCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 	// daemon is away.
 	c.events.collect(ch)
 
+	if err := c.ready(ctx); err != nil {
+		return err
+	}
 	list, err := c.list(ctx)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/system"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -149,7 +150,11 @@ func (c *DockerCollector) Run(ctx context.Context) {
 // moment is covered by exactly one of the two.
 func (c *DockerCollector) follow(ctx context.Context, since *time.Time) (subscribed bool, err error) {
 	infoCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	info, err := c.client.Info(infoCtx)
+	err = c.ready(infoCtx)
+	var info system.Info
+	if err == nil {
+		info, err = c.client.Info(infoCtx)
+	}
 	cancel()
 	if err != nil {
 		return false, fmt.Errorf("docker info: %w", err)

@@ -121,6 +121,16 @@ func Start() (*Daemon, error) {
 		d.Close()
 		return nil, err
 	}
+	// Negotiate the API version now: the client's lazy negotiation races
+	// with concurrent requests.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ping, err := d.client.Ping(ctx)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.client.NegotiateAPIVersionPing(ping)
 	return d, nil
 }
 
