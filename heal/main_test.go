@@ -130,15 +130,18 @@ func (s *session) exec(sql string, args ...any) {
 }
 
 // execAsync runs sql in the background; the returned channel gets its
-// error.
+// error. The statement is cancelled, and waited for, when the test ends
+// (before the connection is closed).
 func (s *session) execAsync(sql string, args ...any) <-chan error {
 	done := make(chan error, 1)
+	finished := make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
+		defer close(finished)
 		_, err := s.conn.Exec(ctx, sql, args...)
 		done <- err
 	}()
+	s.t.Cleanup(func() { cancel(); <-finished })
 	return done
 }
 
