@@ -23,6 +23,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -215,11 +216,21 @@ func (c *Cluster) Exec(tb testing.TB, db, sql string, args ...any) {
 // the tables the exporter and healer read or write, with Odoo's columns,
 // types and constraints, and base installed.
 func Schema(version string) (string, error) {
-	b, err := schemas.ReadFile("schema/odoo" + strings.TrimSuffix(version, ".0") + ".sql")
+	cron, err := schemas.ReadFile("schema/cron" + strings.TrimSuffix(version, ".0") + ".sql")
 	if err != nil {
 		return "", fmt.Errorf("no schema fixture for Odoo %s", version)
 	}
-	return string(b), nil
+	common, err := schemas.ReadFile("schema/common.sql")
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	t := template.Must(template.New("common").Parse(string(common)))
+	if err := t.Execute(&b, struct{ Version string }{version + ".1.3"}); err != nil {
+		return "", err
+	}
+	b.Write(cron)
+	return b.String(), nil
 }
 
 // OdooDB creates a new database with the schema of Odoo version (see

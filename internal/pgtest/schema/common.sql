@@ -1,6 +1,8 @@
--- Odoo 17.0 tables read or written by odoo_exporter and odoo_healer, with the
--- columns, types and constraints of Odoo 17.0 (read in odoo/addons/base/models
--- and addons/bus/models). Differences between series: cron_name type, numbercall/doall (<=17), failure_count and ir_cron_progress (18).
+-- Odoo tables read or written by odoo_exporter and odoo_healer, with the
+-- columns, types and constraints Odoo gives them (read in
+-- odoo/addons/base/models and addons/bus/models); the same in 16.0, 17.0 and
+-- 18.0 for what the tests use. The ir_cron tables, which differ between
+-- series, are in cron<series>.sql. {{.Version}} is the base module's version.
 CREATE TABLE res_users (
     id serial PRIMARY KEY,
     login varchar NOT NULL UNIQUE,
@@ -23,10 +25,10 @@ CREATE TABLE ir_module_module (
 );
 CREATE INDEX ir_module_module_state_index ON ir_module_module (state);
 INSERT INTO ir_module_module (name, state, latest_version, shortdesc) VALUES
-    ('base', 'installed', '17.0.1.3', '{"en_US": "Base"}'),
-    ('web', 'installed', '17.0.1.3', '{"en_US": "Web"}'),
-    ('bus', 'installed', '17.0.1.3', '{"en_US": "IM Bus"}'),
-    ('mail', 'installed', '17.0.1.3', '{"en_US": "Discuss"}'),
+    ('base', 'installed', '{{.Version}}', '{"en_US": "Base"}'),
+    ('web', 'installed', '{{.Version}}', '{"en_US": "Web"}'),
+    ('bus', 'installed', '{{.Version}}', '{"en_US": "IM Bus"}'),
+    ('mail', 'installed', '{{.Version}}', '{"en_US": "Discuss"}'),
     ('sale', 'uninstalled', NULL, '{"en_US": "Sales"}');
 
 CREATE TABLE ir_act_server (
@@ -39,37 +41,6 @@ CREATE TABLE ir_act_server (
     model_name varchar,
     code text
 );
-
-CREATE TABLE ir_cron (
-    id serial PRIMARY KEY,
-    ir_actions_server_id integer NOT NULL REFERENCES ir_act_server (id) ON DELETE RESTRICT,
-    cron_name varchar,
-    user_id integer NOT NULL REFERENCES res_users (id) ON DELETE SET NULL,
-    active boolean DEFAULT true,
-    interval_number integer NOT NULL DEFAULT 1,
-    interval_type varchar NOT NULL DEFAULT 'months',
-    numbercall integer DEFAULT 1,
-    doall boolean DEFAULT true,
-    nextcall timestamp without time zone NOT NULL,
-    lastcall timestamp without time zone,
-    priority integer DEFAULT 5,
-    create_uid integer REFERENCES res_users (id) ON DELETE SET NULL,
-    create_date timestamp without time zone,
-    write_uid integer REFERENCES res_users (id) ON DELETE SET NULL,
-    write_date timestamp without time zone
-);
-
-CREATE TABLE ir_cron_trigger (
-    id serial PRIMARY KEY,
-    cron_id integer REFERENCES ir_cron (id) ON DELETE CASCADE,
-    call_at timestamp without time zone,
-    create_uid integer REFERENCES res_users (id) ON DELETE SET NULL,
-    create_date timestamp without time zone,
-    write_uid integer REFERENCES res_users (id) ON DELETE SET NULL,
-    write_date timestamp without time zone
-);
-CREATE INDEX ir_cron_trigger_cron_id_index ON ir_cron_trigger (cron_id);
-CREATE INDEX ir_cron_trigger_call_at_index ON ir_cron_trigger (call_at);
 
 CREATE TABLE ir_attachment (
     id serial PRIMARY KEY,
