@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -223,6 +224,23 @@ func (e *Exporter) Run(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+}
+
+// Close releases what the collectors hold (e.g. API clients); call it
+// after Run has returned.
+func (e *Exporter) Close() error {
+	var errs []error
+	for _, c := range e.collectors {
+		if cl, ok := c.(io.Closer); ok {
+			errs = append(errs, cl.Close())
+		}
+	}
+	for _, c := range e.dbs {
+		if cl, ok := c.(io.Closer); ok {
+			errs = append(errs, cl.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Describe sends the descriptors of every metric the enabled collectors

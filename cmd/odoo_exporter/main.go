@@ -116,7 +116,18 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go exp.Run(ctx)
+	background := make(chan struct{})
+	go func() {
+		defer close(background)
+		exp.Run(ctx)
+	}()
+	defer func() {
+		stop()
+		<-background
+		if err := exp.Close(); err != nil {
+			logger.Warn("closing collectors", "err", err)
+		}
+	}()
 
 	global := prometheus.NewRegistry()
 	global.MustRegister(
