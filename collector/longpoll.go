@@ -203,9 +203,12 @@ func (c *LongpollCollector) Update(ctx context.Context, ch chan<- prometheus.Met
 	return nil
 }
 
-// Run implements Runner: one probe at once, then every Interval.
+// Run implements Runner: one probe at once, then every Interval. When it
+// returns, odoo_longpoll_up is withdrawn: a stopped prober has no verdict,
+// and a stale 1 would hide an outage.
 func (c *LongpollCollector) Run(ctx context.Context) {
 	defer func() {
+		c.setUp(false, false)
 		if c.publisher != nil {
 			c.publisher.Close()
 		}
@@ -263,15 +266,17 @@ func (c *LongpollCollector) Probe(ctx context.Context) error {
 			c.prepared = false // maybe a new worker version or session
 		}
 	}
-	c.upMu.Lock()
-	c.upSet = true
-	if err == nil {
-		c.up.Set(1)
-	} else {
-		c.up.Set(0)
-	}
-	c.upMu.Unlock()
+	c.setUp(true, err == nil)
 	return err
+}
+
+// setUp records the outcome of the last probe; known false withdraws
+// odoo_longpoll_up.
+func (c *LongpollCollector) setUp(known, up bool) {
+	c.upMu.Lock()
+	defer c.upMu.Unlock()
+	c.upSet = known
+	c.up.Set(boolFloat(up))
 }
 
 func (c *LongpollCollector) busOptions() prober.BusOptions {

@@ -161,11 +161,15 @@ func TestLongpollRunner(t *testing.T) {
 		n, _ := probeHistogram(t, ms, "odoo_longpoll_latency_seconds")
 		return n >= 3
 	})
-	cancel()
-	<-done
 	ms, _ := probeGather(t, context.Background(), c)
 	if ms.value(t, "odoo_longpoll_up") != 1 {
 		t.Error("odoo_longpoll_up != 1")
+	}
+	cancel()
+	<-done
+	// A stopped prober has no verdict: its last up must not stick.
+	if ms, _ := probeGather(t, context.Background(), c); ms.has("odoo_longpoll_up") {
+		t.Error("odoo_longpoll_up still exported after the prober stopped")
 	}
 }
 
