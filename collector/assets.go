@@ -85,9 +85,7 @@ func NewAssetsCollector(o AssetsOptions) *AssetsCollector {
 		o.Concurrency = 4
 	}
 	o.BaseURL = strings.TrimRight(o.BaseURL, "/")
-	return &AssetsCollector{opts: o, client: &http.Client{
-		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: o.Concurrency, IdleConnTimeout: time.Minute},
-	}}
+	return &AssetsCollector{opts: o, client: prober.NewClient(true, o.Concurrency)}
 }
 
 var (

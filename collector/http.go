@@ -1,11 +1,10 @@
 package collector
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -83,10 +82,7 @@ func NewHTTPCollector(o HTTPOptions) *HTTPCollector {
 	}
 	o.DirectURL = strings.TrimRight(o.DirectURL, "/")
 	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
-	return &HTTPCollector{opts: o, client: &http.Client{
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		Transport:     &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 2, IdleConnTimeout: time.Minute},
-	}}
+	return &HTTPCollector{opts: o, client: prober.NewClient(false, 2)}
 }
 
 var (
@@ -145,19 +141,14 @@ func (c *HTTPCollector) Update(ctx context.Context, ch chan<- prometheus.Metric)
 // version and returns "<major>.<minor>" from server_version_info (e.g.
 // "17.0", "saas~17.2"); server_version may carry build suffixes.
 func VersionInfo(ctx context.Context, client *http.Client, base string) (string, error) {
-	body := []byte(`{"jsonrpc":"2.0","method":"call","params":{},"id":1}`)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/web/webclient/version_info", bytes.NewReader(body))
+	body := strings.NewReader(`{"jsonrpc":"2.0","method":"call","params":{},"id":1}`)
+	a, err := prober.Fetch(ctx, client, http.MethodPost, base+"/web/webclient/version_info", body,
+		http.Header{"Content-Type": {"application/json"}}, 1<<16, true)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("version_info: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("version_info answered %d", resp.StatusCode)
+	if a.Status != http.StatusOK {
+		return "", fmt.Errorf("version_info answered %d", a.Status)
 	}
 	var r struct {
 		Result struct {
@@ -165,7 +156,7 @@ func VersionInfo(ctx context.Context, client *http.Client, base string) (string,
 			ServerVersionInfo []any  `json:"server_version_info"`
 		} `json:"result"`
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&r); err != nil {
+	if err := json.Unmarshal(a.Body, &r); err != nil {
 		return "", fmt.Errorf("version_info: %w", err)
 	}
 	if info := r.Result.ServerVersionInfo; len(info) >= 2 {
@@ -174,5 +165,5 @@ func VersionInfo(ctx context.Context, client *http.Client, base string) (string,
 	if r.Result.ServerVersion != "" {
 		return r.Result.ServerVersion, nil
 	}
-	return "", fmt.Errorf("version_info: no version in the answer")
+	return "", errors.New("version_info: no version in the answer")
 }

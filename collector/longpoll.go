@@ -142,13 +142,13 @@ func NewLongpollCollector(o LongpollOptions) (*LongpollCollector, error) {
 	if _, err := url.Parse(o.GeventURL); err != nil {
 		return nil, fmt.Errorf("gevent URL: %w", err)
 	}
-	jar, _ := cookiejar.New(nil)
+	busClient := prober.NewClient(true, 1)
+	busClient.Jar, _ = cookiejar.New(nil) // never fails with nil options
 	c := &LongpollCollector{
 		opts:    o,
 		version: o.WebsocketVersion,
-		bus: prober.BusOptions{GeventURL: o.GeventURL, Origin: o.Origin,
-			Client: &http.Client{Jar: jar, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}},
-		health: &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConnsPerHost: 1}},
+		bus:     prober.BusOptions{GeventURL: o.GeventURL, Origin: o.Origin, Client: busClient},
+		health:  prober.NewClient(true, 1),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "odoo_longpoll_latency_seconds",
 			Help:    "Latency of the bus probe (mode health: the health request; websocket: connect+subscribe+ping; roundtrip: NOTIFY to delivery). Probes that time out are observed with their elapsed time.",

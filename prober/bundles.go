@@ -138,47 +138,20 @@ func (r BundleResult) Up() bool { return r.Err == nil && r.Status == http.Status
 // Odoo 17+ answers a stale version with 303), reading at most maxBytes of
 // the body.
 func FetchBundle(ctx context.Context, client *http.Client, b Bundle, maxBytes int64) BundleResult {
-	res := BundleResult{Bundle: b}
 	begin := time.Now()
-	defer func() { res.Duration = time.Since(begin) }()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.URL, nil)
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		res.Err = err
-		return res
-	}
-	defer resp.Body.Close()
-	res.Status = resp.StatusCode
-	n, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxBytes))
-	res.Bytes = n
-	if err != nil {
-		res.Err = fmt.Errorf("reading %s: %w", b.Name, err)
-	}
-	return res
+	a, err := Fetch(ctx, client, http.MethodGet, b.URL, nil, nil, maxBytes, false)
+	return BundleResult{Bundle: b, Status: a.Status, Bytes: a.Bytes, Duration: time.Since(begin), Err: err}
 }
 
 // LoginPage fetches a page (normally /web/login) and returns its body, at
 // most maxPageBytes of it, and its final URL.
 func LoginPage(ctx context.Context, client *http.Client, pageURL string) ([]byte, *url.URL, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, pageURL, nil)
+	a, err := Fetch(ctx, client, http.MethodGet, pageURL, nil, nil, maxPageBytes, true)
 	if err != nil {
-		return nil, nil, err
+		return a.Body, a.URL, err
 	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, nil, err
+	if a.Status != http.StatusOK {
+		return a.Body, a.URL, fmt.Errorf("%s answered %d", Redact(pageURL), a.Status)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxPageBytes))
-	if err != nil {
-		return nil, nil, fmt.Errorf("reading %s: %w", pageURL, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return body, resp.Request.URL, fmt.Errorf("%s answered %d", pageURL, resp.StatusCode)
-	}
-	return body, resp.Request.URL, nil
+	return a.Body, a.URL, nil
 }

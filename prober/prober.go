@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -83,6 +84,72 @@ func Reason(err error) string {
 	return ReasonConnect
 }
 
+// NewClient returns an HTTP client for probes: proxy from the
+// environment, no Timeout of its own (each probe's context bounds its
+// requests, so a scrape's deadline applies), at most maxIdle idle
+// connections per host. Redirects are followed only when follow is true.
+func NewClient(follow bool, maxIdle int) *http.Client {
+	c := &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		MaxIdleConnsPerHost: maxIdle,
+		IdleConnTimeout:     time.Minute,
+	}}
+	if !follow {
+		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	}
+	return c
+}
+
+// Answer is what Fetch read of a response.
+type Answer struct {
+	Status int      // HTTP status
+	Body   []byte   // at most the limit, when kept
+	Bytes  int64    // bytes of the body read (at most the limit)
+	URL    *url.URL // final URL, after redirects
+}
+
+// Fetch sends one request bounded by ctx and reads at most limit bytes of
+// the body, keeping them when keep is true (else they are discarded and
+// only counted). An answer with any status is not an error; errors carry
+// the URL with its password redacted; a request that cannot be built is
+// an *Error with ReasonUnavailable.
+func Fetch(ctx context.Context, client *http.Client, method, rawURL string, body io.Reader, header http.Header, limit int64, keep bool) (Answer, error) {
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
+	if err != nil {
+		return Answer{}, &Error{Reason: ReasonUnavailable, Err: fmt.Errorf("request %s: %w", Redact(rawURL), err)}
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req) // net/http redacts the URL in its errors
+	if err != nil {
+		return Answer{}, err
+	}
+	defer resp.Body.Close()
+	a := Answer{Status: resp.StatusCode, URL: resp.Request.URL}
+	r := io.LimitReader(resp.Body, limit)
+	if keep {
+		a.Body, err = io.ReadAll(r)
+		a.Bytes = int64(len(a.Body))
+	} else {
+		a.Bytes, err = io.Copy(io.Discard, r)
+	}
+	if err != nil {
+		return a, fmt.Errorf("reading the answer of %s: %w", Redact(rawURL), err)
+	}
+	return a, nil
+}
+
+// Redact returns rawURL with its password, if any, replaced by "xxxxx",
+// for logs and errors.
+func Redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "<unparsable URL>"
+	}
+	return u.Redacted()
+}
+
 // HTTPResult is the outcome of one HTTP request.
 type HTTPResult struct {
 	Status   int // 0 when no answer came
@@ -98,47 +165,22 @@ func (r HTTPResult) Up() bool { return r.Err == nil && r.Status > 0 && r.Status 
 // the expected answer (/ and /web answer 303).
 func HTTP(ctx context.Context, client *http.Client, method, url string, body io.Reader, header http.Header) HTTPResult {
 	begin := time.Now()
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
-	if err != nil {
-		return HTTPResult{Err: err}
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return HTTPResult{Duration: time.Since(begin), Err: fail(ReasonConnect, err)}
-	}
-	defer resp.Body.Close()
-	_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	res := HTTPResult{Status: resp.StatusCode, Duration: time.Since(begin)}
-	if err != nil {
-		res.Err = fail(ReasonConnect, fmt.Errorf("reading the answer: %w", err))
-	}
-	return res
+	a, err := Fetch(ctx, client, method, url, body, header, 1<<20, false)
+	return HTTPResult{Status: a.Status, Duration: time.Since(begin), Err: fail(ReasonConnect, err)}
 }
 
 // Health requests Odoo's health route at url (e.g. the gevent port's
 // /websocket/health) and checks for 200 and {"status": "pass"}.
 func Health(ctx context.Context, client *http.Client, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return &Error{Reason: ReasonUnavailable, Err: err}
-	}
-	resp, err := client.Do(req)
+	a, err := Fetch(ctx, client, http.MethodGet, url, nil, nil, 4096, true)
 	if err != nil {
 		return fail(ReasonConnect, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if err != nil {
-		return fail(ReasonConnect, err)
+	if a.Status != http.StatusOK {
+		return &Error{Reason: ReasonStatus, Err: fmt.Errorf("%s answered %d", Redact(url), a.Status)}
 	}
-	if resp.StatusCode != http.StatusOK {
-		return &Error{Reason: ReasonStatus, Err: fmt.Errorf("%s answered %d", url, resp.StatusCode)}
-	}
-	if !strings.Contains(strings.ReplaceAll(string(body), " ", ""), `"status":"pass"`) {
-		return &Error{Reason: ReasonProtocol, Err: fmt.Errorf("%s answered %q", url, truncate(body, 100))}
+	if !strings.Contains(strings.ReplaceAll(string(a.Body), " ", ""), `"status":"pass"`) {
+		return &Error{Reason: ReasonProtocol, Err: fmt.Errorf("%s answered %q", Redact(url), truncate(a.Body, 100))}
 	}
 	return nil
 }
