@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -227,8 +228,9 @@ func containerName(names []string) string {
 // and, when running, one stats one-shot, at most StatsConcurrency at once.
 func (c *DockerCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	// The event counters are kept in memory: they stay valid while the
-	// daemon is away.
-	c.events.collect(ch)
+	// daemon is away. They are sent last, once the listed containers'
+	// counters exist.
+	defer c.events.collect(ch)
 
 	if err := c.ready(ctx); err != nil {
 		return err
@@ -236,6 +238,10 @@ func (c *DockerCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 	list, err := c.list(ctx)
 	if err != nil {
 		return err
+	}
+	for _, s := range list {
+		name := containerName(s.Names)
+		c.events.touch(containerKey{name, serviceOf(name, s.Labels)})
 	}
 	ch <- prometheus.MustNewConstMetric(containersDesc, prometheus.GaugeValue, float64(len(list)))
 
@@ -361,7 +367,8 @@ func (c *DockerCollector) stats(ctx context.Context, id string) (container.Stats
 		return stats, err
 	}
 	defer resp.Body.Close()
-	err = json.NewDecoder(resp.Body).Decode(&stats)
+	// One stats answer is a few KiB; bound what a broken daemon can send.
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&stats)
 	return stats, err
 }
 

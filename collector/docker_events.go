@@ -76,6 +76,22 @@ func (e *dockerEvents) setUp(up bool) {
 	e.mu.Unlock()
 }
 
+// touch makes the counters of container k exist, at 0 until its first
+// event: a counter born at 1 hides its first increment from increase()
+// and rate(), so the first OOM kill of a container would not alert.
+func (e *dockerEvents) touch(k containerKey) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.oom[k]; !ok {
+		e.oom[k] = 0
+	}
+	for _, ev := range countedEvents {
+		if _, ok := e.counts[eventKey{k, ev}]; !ok {
+			e.counts[eventKey{k, ev}] = 0
+		}
+	}
+}
+
 func (e *dockerEvents) add(k containerKey, event string) {
 	e.mu.Lock()
 	e.counts[eventKey{k, event}]++
