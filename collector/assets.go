@@ -103,7 +103,14 @@ func (c *AssetsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 // Update implements Collector.
+//
+// A bundle that does not answer within the probe's Timeout is down. When
+// the scrape's deadline comes first, the bundles still pending are not
+// judged (no odoo_asset_bundle_up for them, no failing count) and Update
+// fails: a short scrape timeout must not pass for broken bundles, whose
+// alert may have the healer clear the assets of a merely slow Odoo.
 func (c *AssetsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	scrape := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	page, base, err := prober.LoginPage(ctx, c.client, c.opts.BaseURL+c.opts.Page)
@@ -127,14 +134,22 @@ func (c *AssetsCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 		}()
 	}
 	wg.Wait()
-	failing := 0
+	cut := scrape.Err() != nil
+	failing, unjudged := 0, 0
 	for _, r := range results {
+		if cut && r.Err != nil {
+			unjudged++
+			continue
+		}
 		up := 1.0
 		if !r.Up() {
 			up = 0
 			failing++
 		}
 		ch <- prometheus.MustNewConstMetric(assetBundleUpDesc, prometheus.GaugeValue, up, r.Name)
+	}
+	if unjudged > 0 {
+		return fmt.Errorf("scrape deadline reached with %d of %d bundles unanswered: %w", unjudged, len(results), scrape.Err())
 	}
 	ch <- prometheus.MustNewConstMetric(assetBundlesFailingDesc, prometheus.GaugeValue, float64(failing))
 	return nil

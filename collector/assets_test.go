@@ -2,6 +2,8 @@ package collector
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -41,6 +43,63 @@ func TestAssetsBrokenBundle(t *testing.T) {
 	// The runbook's quick fix: Odoo rebuilds the deleted bundles.
 	cluster.Exec(t, s.Database(), `DELETE FROM ir_attachment WHERE name LIKE 'web.assets_%' AND res_model = 'ir.ui.view'`)
 	check("attachments deleted", "")
+}
+
+// TestAssetsSlowBundle: a bundle that answers after the probe's timeout is
+// down; one still pending at the scrape's deadline is not judged (the
+// collector fails instead), so a short scrape timeout never reads as a
+// broken bundle.
+func TestAssetsSlowBundle(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/web/login":
+			w.Write([]byte(`<link rel="stylesheet" href="/web/assets/1/fast.min.css"/><script src="/web/assets/1/slow.min.js"></script>`))
+		case "/web/assets/1/slow.min.js":
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		default:
+			w.Write([]byte("body{}"))
+		}
+	}))
+	t.Cleanup(func() { close(release); srv.Close() })
+	tests := []struct {
+		name            string
+		timeout, scrape time.Duration
+		wantErr         bool
+		wantSlow        []float64 // odoo_asset_bundle_up{bundle="slow.min.js"}, none when empty
+		wantFailing     []float64
+	}{
+		{"probe timeout first", 300 * time.Millisecond, time.Minute, false, []float64{0}, []float64{1}},
+		{"scrape deadline first", time.Hour, 300 * time.Millisecond, true, nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := NewAssetsCollector(AssetsOptions{BaseURL: srv.URL, Timeout: tt.timeout})
+			ctx, cancel := context.WithTimeout(context.Background(), tt.scrape)
+			defer cancel()
+			ms, err := probeGather(t, ctx, c)
+			if (err != nil) != tt.wantErr {
+				t.Errorf("error %v, want error: %v", err, tt.wantErr)
+			}
+			if got := ms.value(t, "odoo_asset_bundle_up", "bundle", "fast.min.css"); got != 1 {
+				t.Errorf("fast bundle up = %v, want 1", got)
+			}
+			check := func(name string, want []float64, labels ...string) {
+				found := ms.find(name, labels...)
+				if len(found) != len(want) {
+					t.Fatalf("%s: %d samples, want %d", name, len(found), len(want))
+				}
+				if len(want) == 1 && found[0].GetGauge().GetValue() != want[0] {
+					t.Errorf("%s = %v, want %v", name, found[0].GetGauge().GetValue(), want[0])
+				}
+			}
+			check("odoo_asset_bundle_up", tt.wantSlow, "bundle", "slow.min.js")
+			check("odoo_asset_bundles_failing", tt.wantFailing)
+		})
+	}
 }
 
 func TestAssetsLoginPageDown(t *testing.T) {
