@@ -231,3 +231,39 @@ rules:
 		t.Error("postgres-db (not allow-listed) was restarted")
 	}
 }
+
+// TestDockerActionsNeedTheContainerName: Docker resolves a reference as
+// a name or as an ID prefix; a target that is not the container's name
+// (here a prefix of its ID) is refused, and nothing is restarted or
+// signalled.
+func TestDockerActionsNeedTheContainerName(t *testing.T) {
+	d := docker(t)
+	app, err := d.RunApp(t.Context(), dockertest.AppConfig{Name: "odoo-byid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := d.Client().ContainerInspect(t.Context(), app.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := c.State
+	env := &Env{Docker: d.Client(), Logger: testLogger()}
+	for _, tc := range []struct {
+		name string
+		a    Action
+	}{
+		{"restart_container", &RestartContainer{RestartContainerParams{StopTimeout: model.Duration(time.Second)}}},
+		{"recycle_workers signal", &RecycleWorkers{RecycleWorkersParams{Mode: "signal", Signal: "SIGUSR1"}}},
+		{"recycle_workers restart", &RecycleWorkers{RecycleWorkersParams{Mode: "restart", StopTimeout: model.Duration(time.Second)}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := runAction(t, tc.a, env, c.ID[:12], false)
+			if err == nil || !strings.Contains(err.Error(), "not "+c.ID[:12]) {
+				t.Errorf("err = %v, want a refusal naming the container", err)
+			}
+			if st := inspect(t, d, app.Name); st.StartedAt != before.StartedAt || !st.Running {
+				t.Fatalf("the container was restarted or killed: %+v", st)
+			}
+		})
+	}
+}

@@ -73,32 +73,25 @@ func (r *RecycleWorkers) Run(ctx context.Context, env *Env, name string, dryRun 
 	if r.p.Mode == "restart" {
 		return restartContainer(ctx, env, name, r.p.StopTimeout, dryRun, rep)
 	}
-	if env.Docker == nil {
-		return nil, errors.New("no Docker API configured")
-	}
-	before, err := env.Docker.ContainerInspect(ctx, name)
+	before, err := inspectTarget(ctx, env, name)
 	if err != nil {
-		return nil, fmt.Errorf("inspecting container %q: %w", name, err)
+		return nil, err
 	}
 	st := before.State
-	if st == nil || !st.Running || st.Restarting {
+	if !st.Running || st.Restarting {
 		return nil, fmt.Errorf("container %q is not running: no process to signal", name)
 	}
 	if dryRun {
 		rep.Step("would send %s to the main process (pid %d) of container %q", r.p.Signal, st.Pid, name)
 		return nil, nil
 	}
-	if err := env.Docker.ContainerKill(ctx, name, r.p.Signal); err != nil {
+	if err := env.Docker.ContainerKill(ctx, before.ID, r.p.Signal); err != nil {
 		return nil, fmt.Errorf("sending %s to container %q: %w", r.p.Signal, name, err)
 	}
 	sent := time.Now()
 	rep.Step("sent %s to the main process (pid %d) of container %q", r.p.Signal, st.Pid, name)
 	return func(ctx context.Context) error {
-		after, err := env.Docker.ContainerInspect(ctx, name)
-		if err != nil {
-			return fmt.Errorf("inspecting container %q: %w", name, err)
-		}
-		return checkRunning(name, after, func(s *container.State) error {
+		return checkRunning(ctx, env, name, before.ID, func(s *container.State) error {
 			if s.StartedAt != st.StartedAt {
 				return fmt.Errorf("container %q restarted after %s (it did not handle the signal)", name, r.p.Signal)
 			}

@@ -48,17 +48,11 @@ func (r *RestartContainer) Run(ctx context.Context, env *Env, name string, dryRu
 }
 
 func restartContainer(ctx context.Context, env *Env, name string, stopTimeout model.Duration, dryRun bool, rep *Report) (func(context.Context) error, error) {
-	if env.Docker == nil {
-		return nil, errors.New("no Docker API configured")
-	}
-	before, err := env.Docker.ContainerInspect(ctx, name)
+	before, err := inspectTarget(ctx, env, name)
 	if err != nil {
-		return nil, fmt.Errorf("inspecting container %q: %w", name, err)
+		return nil, err
 	}
 	st := before.State
-	if st == nil {
-		return nil, fmt.Errorf("container %q: Docker returned no state", name)
-	}
 	if st.Restarting {
 		rep.Nothing("container %q is already restarting: left alone", name)
 		return nil, nil
@@ -68,36 +62,16 @@ func restartContainer(ctx context.Context, env *Env, name string, stopTimeout mo
 		rep.Step("would restart container %q (status %s, started %s) with stop timeout %ds", name, st.Status, st.StartedAt, secs)
 		return nil, nil
 	}
-	if err := env.Docker.ContainerRestart(ctx, name, container.StopOptions{Timeout: &secs}); err != nil {
+	if err := env.Docker.ContainerRestart(ctx, before.ID, container.StopOptions{Timeout: &secs}); err != nil {
 		return nil, fmt.Errorf("restarting container %q: %w", name, err)
 	}
 	rep.Step("restarted container %q (was %s, started %s) with stop timeout %ds", name, st.Status, st.StartedAt, secs)
 	return func(ctx context.Context) error {
-		after, err := env.Docker.ContainerInspect(ctx, name)
-		if err != nil {
-			return fmt.Errorf("inspecting container %q: %w", name, err)
-		}
-		return checkRunning(name, after, func(s *container.State) error {
+		return checkRunning(ctx, env, name, before.ID, func(s *container.State) error {
 			if s.StartedAt == st.StartedAt {
 				return fmt.Errorf("container %q has not started again", name)
 			}
 			return nil
 		})
 	}, nil
-}
-
-// checkRunning checks that a container runs, is healthy when it has a
-// health check, and meets extra.
-func checkRunning(name string, c container.InspectResponse, extra func(*container.State) error) error {
-	s := c.State
-	if s == nil || !s.Running || s.Restarting {
-		return fmt.Errorf("container %q is not running", name)
-	}
-	if err := extra(s); err != nil {
-		return err
-	}
-	if s.Health != nil && s.Health.Status != container.Healthy {
-		return fmt.Errorf("container %q is %s", name, s.Health.Status)
-	}
-	return nil
 }
