@@ -74,36 +74,27 @@ func signal(ctx context.Context, conn *pgx.Conn, b backend, terminate bool, stil
 func endBackends(ctx context.Context, conn *pgx.Conn, bs []backend, grace time.Duration, still string, dryRun bool, rep *Report) error {
 	var cancelled []backend
 	for _, b := range bs {
-		if b.State == "active" {
-			if dryRun {
-				rep.Step("would cancel %s, then terminate it if it still holds its locks after %s", b, grace)
-				continue
-			}
-			ok, err := signal(ctx, conn, b, false, still)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				rep.Step("left pid %d alone: it no longer matches", b.PID)
-				continue
-			}
-			rep.Step("cancelled %s", b)
-			cancelled = append(cancelled, b)
-			continue
-		}
-		if dryRun {
+		terminate := b.State != "active"
+		switch {
+		case dryRun && terminate:
 			rep.Step("would terminate %s (a cancel is ignored unless the backend runs a query)", b)
 			continue
-		}
-		ok, err := signal(ctx, conn, b, true, still)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			rep.Step("left pid %d alone: it no longer matches", b.PID)
+		case dryRun:
+			rep.Step("would cancel %s, then terminate it if it still matches after %s", b, grace)
 			continue
 		}
-		rep.Step("terminated %s", b)
+		ok, err := signal(ctx, conn, b, terminate, still)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			rep.Step("left pid %d alone: it no longer matches", b.PID)
+		case terminate:
+			rep.Step("terminated %s", b)
+		default:
+			rep.Step("cancelled %s", b)
+			cancelled = append(cancelled, b)
+		}
 	}
 	if len(cancelled) == 0 {
 		return nil
@@ -125,6 +116,56 @@ func endBackends(ctx context.Context, conn *pgx.Conn, bs []backend, grace time.D
 		}
 	}
 	return nil
+}
+
+// ending says which backends an action ends and how it checks the
+// condition cleared; endMatching runs it.
+type ending struct {
+	// find lists the backends to end, on a session to the target database.
+	find func(context.Context, *pgx.Conn) ([]backend, error)
+	// still is signalSQL's condition: the backend still does what it was
+	// found doing.
+	still string
+	// grace is the time between cancel and terminate.
+	grace time.Duration
+	// maxBackends: when find returns more, nothing is done.
+	maxBackends int
+	// what names the backends in messages ("blockers").
+	what string
+	// none is the report when find returns nothing.
+	none string
+	// check fails while the condition lasts (the verify step).
+	check func(context.Context, *pgx.Conn) error
+}
+
+// endMatching is the Run of the actions that end backends: on one
+// session to db it finds them, refuses when more than maxBackends match,
+// ends them (endBackends) and returns the verify step.
+func endMatching(ctx context.Context, env *Env, db string, e ending, dryRun bool, rep *Report) (func(context.Context) error, error) {
+	var verify func(context.Context) error
+	err := env.PG.withConn(ctx, db, func(conn *pgx.Conn) error {
+		bs, err := e.find(ctx, conn)
+		if err != nil {
+			return err
+		}
+		if len(bs) == 0 {
+			rep.Nothing("%s", e.none)
+			return nil
+		}
+		if len(bs) > e.maxBackends {
+			return fmt.Errorf("%d %s match, more than max_backends %d: refusing, look at it by hand", len(bs), e.what, e.maxBackends)
+		}
+		if err := endBackends(ctx, conn, bs, e.grace, e.still, dryRun, rep); err != nil {
+			return err
+		}
+		if !dryRun {
+			verify = func(ctx context.Context) error {
+				return env.PG.withConn(ctx, db, func(conn *pgx.Conn) error { return e.check(ctx, conn) })
+			}
+		}
+		return nil
+	})
+	return verify, err
 }
 
 // scanBackends reads rows of pid, backend_start, xact_start, state,

@@ -75,16 +75,5 @@ func (c *ClearAssets) Run(ctx context.Context, env *Env, db string, dryRun bool,
 	if err != nil || dryRun || rep.isNothing() {
 		return nil, err
 	}
-	return func(ctx context.Context) error {
-		return env.PG.withConn(ctx, db, func(conn *pgx.Conn) error {
-			var n int
-			if err := conn.QueryRow(ctx, `SELECT count(*) `+assetRows+` AND id <= $1`, maxID).Scan(&n); err != nil {
-				return fmt.Errorf("counting asset-bundle attachments: %w", err)
-			}
-			if n > 0 {
-				return fmt.Errorf("%d old asset-bundle attachment(s) still present", n)
-			}
-			return nil
-		})
-	}, nil
+	return verifyNone(env, db, "old asset-bundle attachment(s)", `SELECT count(*) `+assetRows+` AND id <= $1`, maxID), nil
 }

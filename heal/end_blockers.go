@@ -112,47 +112,31 @@ func (e *EndBlockers) blockers(ctx context.Context, conn *pgx.Conn) ([]backend, 
 
 // Run implements Action.
 func (e *EndBlockers) Run(ctx context.Context, env *Env, db string, dryRun bool, rep *Report) (func(context.Context) error, error) {
-	var verify func(context.Context) error
-	err := env.PG.withConn(ctx, db, func(conn *pgx.Conn) error {
-		bs, err := e.blockers(ctx, conn)
-		if err != nil {
-			return err
-		}
-		if len(bs) == 0 {
-			rep.Nothing("no backend of database %q that the healer may end blocks another for %s or more", db, e.p.MinWait)
-			return nil
-		}
-		if len(bs) > e.p.MaxBackends {
-			return fmt.Errorf("%d blockers match, more than max_backends %d: refusing, look at it by hand", len(bs), e.p.MaxBackends)
-		}
-		if err := endBackends(ctx, conn, bs, time.Duration(e.p.Grace), stillBlocking, dryRun, rep); err != nil {
-			return err
-		}
-		if !dryRun {
-			verify = e.verify(env, db)
-		}
-		return nil
-	})
-	return verify, err
+	return endMatching(ctx, env, db, ending{
+		find:        e.blockers,
+		still:       stillBlocking,
+		grace:       time.Duration(e.p.Grace),
+		maxBackends: e.p.MaxBackends,
+		what:        "blockers",
+		none:        fmt.Sprintf("no backend of database %q that the healer may end blocks another for %s or more", db, e.p.MinWait),
+		check:       e.check,
+	}, dryRun, rep)
 }
 
-// verify checks that no backend of db waits on a lock for MinWait or more.
-func (e *EndBlockers) verify(env *Env, db string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		return env.PG.withConn(ctx, db, func(conn *pgx.Conn) error {
-			ws, err := waitStart(ctx, conn)
-			if err != nil {
-				return err
-			}
-			var n int
-			q := fmt.Sprintf(`SELECT count(*) FROM (%s) x WHERE x.waited >= $1`, fmt.Sprintf(waitersSQL, ws))
-			if err := conn.QueryRow(ctx, q, time.Duration(e.p.MinWait).Seconds()).Scan(&n); err != nil {
-				return fmt.Errorf("counting lock waiters: %w", err)
-			}
-			if n > 0 {
-				return fmt.Errorf("%d backend(s) still wait on a lock for %s or more", n, e.p.MinWait)
-			}
-			return nil
-		})
+// check fails while a backend of the database waits on a lock for
+// MinWait or more.
+func (e *EndBlockers) check(ctx context.Context, conn *pgx.Conn) error {
+	ws, err := waitStart(ctx, conn)
+	if err != nil {
+		return err
 	}
+	var n int
+	q := fmt.Sprintf(`SELECT count(*) FROM (%s) x WHERE x.waited >= $1`, fmt.Sprintf(waitersSQL, ws))
+	if err := conn.QueryRow(ctx, q, time.Duration(e.p.MinWait).Seconds()).Scan(&n); err != nil {
+		return fmt.Errorf("counting lock waiters: %w", err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%d backend(s) still wait on a lock for %s or more", n, e.p.MinWait)
+	}
+	return nil
 }

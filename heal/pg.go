@@ -82,3 +82,21 @@ func (p *PGConnector) withConn(ctx context.Context, db string, fn func(*pgx.Conn
 	defer conn.Close(context.WithoutCancel(ctx))
 	return fn(conn)
 }
+
+// verifyNone returns a verify step that passes once count, a query
+// returning one count, returns 0 on a fresh session to db; what names
+// what is counted ("%d <what> still ...").
+func verifyNone(env *Env, db, what, count string, args ...any) func(context.Context) error {
+	return func(ctx context.Context) error {
+		return env.PG.withConn(ctx, db, func(conn *pgx.Conn) error {
+			var n int
+			if err := conn.QueryRow(ctx, count, args...).Scan(&n); err != nil {
+				return fmt.Errorf("counting %s: %w", what, err)
+			}
+			if n > 0 {
+				return fmt.Errorf("%d %s left", n, what)
+			}
+			return nil
+		})
+	}
+}

@@ -109,16 +109,5 @@ func (r *ResetModuleStates) Run(ctx context.Context, env *Env, db string, dryRun
 	if err != nil || dryRun || rep.isNothing() {
 		return nil, err
 	}
-	return func(ctx context.Context) error {
-		return env.PG.withConn(ctx, db, func(conn *pgx.Conn) error {
-			var n int
-			if err := conn.QueryRow(ctx, `SELECT count(*) FROM ir_module_module WHERE state LIKE 'to %'`).Scan(&n); err != nil {
-				return fmt.Errorf("reading module states: %w", err)
-			}
-			if n > 0 {
-				return fmt.Errorf("%d module(s) still in a 'to ...' state", n)
-			}
-			return nil
-		})
-	}, nil
+	return verifyNone(env, db, "module(s) in a 'to ...' state", `SELECT count(*) FROM ir_module_module WHERE state LIKE 'to %'`), nil
 }

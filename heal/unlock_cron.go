@@ -107,37 +107,26 @@ func (u *UnlockCron) lockers(ctx context.Context, conn *pgx.Conn) ([]backend, er
 
 // Run implements Action.
 func (u *UnlockCron) Run(ctx context.Context, env *Env, db string, dryRun bool, rep *Report) (func(context.Context) error, error) {
-	var verify func(context.Context) error
-	err := env.PG.withConn(ctx, db, func(conn *pgx.Conn) error {
-		bs, err := u.lockers(ctx, conn)
-		if err != nil {
-			return err
-		}
-		if len(bs) == 0 {
-			rep.Nothing("no session of database %q that the healer may end holds a cron job's row lock for %s or more", db, u.p.MinRunning)
-			return nil
-		}
-		if len(bs) > u.p.MaxBackends {
-			return fmt.Errorf("%d cron lock holders match, more than max_backends %d: refusing, look at it by hand", len(bs), u.p.MaxBackends)
-		}
-		if err := endBackends(ctx, conn, bs, time.Duration(u.p.Grace), stillLocking, dryRun, rep); err != nil {
-			return err
-		}
-		if !dryRun {
-			verify = func(ctx context.Context) error {
-				return env.PG.withConn(ctx, db, func(conn *pgx.Conn) error {
-					bs, err := u.lockers(ctx, conn)
-					if err != nil {
-						return err
-					}
-					if len(bs) > 0 {
-						return fmt.Errorf("still held: %s", bs[0])
-					}
-					return nil
-				})
-			}
-		}
-		return nil
-	})
-	return verify, err
+	return endMatching(ctx, env, db, ending{
+		find:        u.lockers,
+		still:       stillLocking,
+		grace:       time.Duration(u.p.Grace),
+		maxBackends: u.p.MaxBackends,
+		what:        "cron lock holders",
+		none:        fmt.Sprintf("no session of database %q that the healer may end holds a cron job's row lock for %s or more", db, u.p.MinRunning),
+		check:       u.check,
+	}, dryRun, rep)
+}
+
+// check fails while a session holds a cron job's row lock for MinRunning
+// or more.
+func (u *UnlockCron) check(ctx context.Context, conn *pgx.Conn) error {
+	bs, err := u.lockers(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if len(bs) > 0 {
+		return fmt.Errorf("still held: %s", bs[0])
+	}
+	return nil
 }
