@@ -73,13 +73,21 @@ func (p *PGConnector) Connect(ctx context.Context, db string) (*pgx.Conn, error)
 	return conn, nil
 }
 
+// closeTimeout bounds closing a session, also after the action's
+// deadline passed, so that shutdown never waits on a dead connection.
+const closeTimeout = 5 * time.Second
+
 // withConn runs fn on a fresh session to db and closes it.
 func (p *PGConnector) withConn(ctx context.Context, db string, fn func(*pgx.Conn) error) error {
 	conn, err := p.Connect(ctx, db)
 	if err != nil {
 		return err
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		conn.Close(cctx)
+	}()
 	return fn(conn)
 }
 
