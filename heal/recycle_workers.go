@@ -48,8 +48,9 @@ type RecycleWorkersParams struct {
 	// Mode is "signal" (default: send Signal to the container's main
 	// process, Odoo's master) or "restart" (restart the container).
 	Mode string `yaml:"mode"`
-	// Signal sent in signal mode; SIGHUP makes Odoo's prefork master
-	// reload gracefully: workers are replaced one by one.
+	// Signal sent in signal mode; on SIGHUP Odoo's prefork master stops
+	// gracefully (workers finish their requests within limit_time_real)
+	// and re-executes itself in the same process.
 	Signal string `yaml:"signal"`
 	// Settle: verify passes only once the container kept running this
 	// long after the signal.
@@ -60,8 +61,11 @@ type RecycleWorkersParams struct {
 
 // RecycleWorkers recycles Odoo's worker processes: by default it sends
 // SIGHUP to the container's main process through the Docker API (docker
-// kill --signal), which Odoo's prefork master handles by reloading its
-// workers without dropping the listening socket; in restart mode it
+// kill --signal), on which Odoo's prefork master (odoo/service/server.py,
+// "phoenix") stops gracefully, closing its listening socket, killing the
+// gevent process and letting workers finish within limit_time_real, then
+// re-executes itself with the same PID: a short outage, but the container
+// keeps running and its memory is freed. In restart mode it
 // restarts the container. Odoo must be the container's PID 1 (the
 // official image's entrypoint execs it) or forward the signal. Verify
 // (signal mode): the container is still the same run (StartedAt), running
