@@ -1,0 +1,350 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/odoo-exporter/odoo_exporter/dashboards"
+	"github.com/odoo-exporter/odoo_exporter/internal/dockertest"
+)
+
+// forMax is the cap put on every alert's "for" (rules.Shorten): the
+// shipped 2–30 minutes would make the suite last an hour. The thresholds
+// and range windows of the expressions are the shipped ones.
+const forMax = 5 * time.Second
+
+// seedQuery is the runbook's own p95 query, which must return a value.
+const seedQuery = `histogram_quantile(0.95,sum(rate(odoo_longpoll_latency_seconds_bucket[5m]))by(le))`
+
+// TestChain runs the whole chain: each incident is injected into real
+// parts and followed through Prometheus' and Alertmanager's HTTP APIs and
+// the healer's audit log until the alert fires, the healer acts and the
+// alert resolves. Scenarios that do not disturb each other run in
+// parallel; the HTTP ones (proxy broken, Odoo down) run alone after them.
+func TestChain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: skipped with -short")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	started := time.Now()
+	s, err := Start(ctx, Options{ForMax: forMax, Logf: t.Logf})
+	if err != nil {
+		var pe *PartError
+		if errors.As(err, &pe) {
+			if dockertest.InCI() {
+				t.Fatalf("a part of the end-to-end stack is required in CI: %v", err)
+			}
+			t.Skipf("skipping: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dump(t, s)
+		}
+		s.Close()
+	})
+	t.Logf("stack: exporter %s, healer %s, prometheus %s, alertmanager %s, odoo %s, proxy %s",
+		s.Exporter, s.Healer, s.Prom.URL(), s.AM.URL(), s.WebURL, s.Proxy.URL())
+
+	panels := watchPanels(ctx, s)
+	defer panels.stop()
+
+	t.Run("incidents", func(t *testing.T) {
+		t.Run("lock-contention", func(t *testing.T) {
+			t.Parallel()
+			must(t, s.LockContention(ctx))
+			healed(t, ctx, s, "OdooDbLockContention", "end_blockers", Database, 3*time.Minute)
+		})
+		t.Run("cron-jam", func(t *testing.T) {
+			t.Parallel()
+			_, err := s.CronJam(ctx)
+			must(t, err)
+			healed(t, ctx, s, "OdooCronStuck", "unlock_cron", Database, 4*time.Minute)
+		})
+		t.Run("longpoll-stall", func(t *testing.T) {
+			t.Parallel()
+			must(t, s.LongpollStall(ctx, 3*time.Second))
+			healed(t, ctx, s, "OdooLongpollLatencyHigh", "restart_container", SimContainer, 4*time.Minute)
+		})
+		t.Run("assets-broken", func(t *testing.T) {
+			t.Parallel()
+			must(t, s.BreakAssets(ctx))
+			healed(t, ctx, s, "OdooAssetsBroken", "clear_assets", Database, 3*time.Minute)
+		})
+		t.Run("module-stuck", func(t *testing.T) {
+			t.Parallel()
+			must(t, s.ModuleStuck(ctx))
+			healed(t, ctx, s, "OdooModulesStuckInTransition", "reset_module_states", Database, 3*time.Minute)
+		})
+		t.Run("oom", func(t *testing.T) {
+			t.Parallel()
+			// Let a scrape see the worker healthy first (a dashboard panel).
+			waitFor(t, ctx, time.Minute, "worker container seen healthy", func() (bool, string) {
+				v, err := s.Prom.Query(ctx, `odoo_container_healthy{name="`+WorkerName+`"} == 1`)
+				return err == nil && len(v) == 1, fmt.Sprint(v, err)
+			})
+			must(t, s.OOM(ctx))
+			firing(t, ctx, s, "OdooContainerOOMKilled", map[string]string{"name": WorkerName}, 2*time.Minute, "")
+		})
+	})
+
+	// The seed query while the bus has been probed for minutes.
+	v, err := s.Prom.Query(ctx, seedQuery)
+	if err != nil || len(v) != 1 {
+		t.Errorf("seed query %s: %v, %v; want one value", seedQuery, v, err)
+	} else {
+		t.Logf("seed query: p95 = %gs", v[0].Value)
+	}
+
+	t.Run("proxy-down", func(t *testing.T) {
+		must(t, s.Proxy.Break())
+		firing(t, ctx, s, "OdooProxyDown", nil, 2*time.Minute, "OdooDown")
+		must(t, s.Proxy.SetUpstream(hostPort(s.WebURL)))
+		resolved(t, ctx, s, "OdooProxyDown", nil, 2*time.Minute)
+	})
+	t.Run("odoo-down", func(t *testing.T) {
+		must(t, s.StopOdoo(ctx))
+		firing(t, ctx, s, "OdooDown", nil, 2*time.Minute, "OdooProxyDown")
+		must(t, s.StartOdoo(ctx))
+		resolved(t, ctx, s, "OdooDown", nil, 2*time.Minute)
+	})
+
+	panels.stop()
+	for _, e := range panels.empty() {
+		t.Error(e)
+	}
+	t.Logf("end to end in %v", time.Since(started).Round(time.Second))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond every 500ms until it holds or timeout passes.
+func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("%s: not after %v; last state: %s", what, timeout, state)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// firing waits until Prometheus fires alert (with labels match) and
+// Alertmanager has it; exclusive, when set, is an alert that must not fire
+// meanwhile.
+func firing(t *testing.T, ctx context.Context, s *Stack, alert string, match map[string]string, timeout time.Duration, exclusive string) {
+	t.Helper()
+	start := time.Now()
+	waitFor(t, ctx, timeout, alert+" firing in Prometheus", func() (bool, string) {
+		if exclusive != "" {
+			if other, _ := s.Prom.Firing(ctx, exclusive, nil); len(other) > 0 {
+				t.Fatalf("%s fires while %s is expected alone: %v", exclusive, alert, other[0].Labels)
+			}
+		}
+		a, err := s.Prom.Firing(ctx, alert, match)
+		return err == nil && len(a) > 0, fmt.Sprint(a, err)
+	})
+	waitFor(t, ctx, 30*time.Second, alert+" active in Alertmanager", func() (bool, string) {
+		a, err := s.AM.Alerts(ctx, alert)
+		for _, x := range a {
+			if includes(x.Labels, match) {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(a, err)
+	})
+	t.Logf("%s firing after %v", alert, time.Since(start).Round(time.Second))
+}
+
+// resolved waits until Prometheus no longer has alert pending or firing.
+func resolved(t *testing.T, ctx context.Context, s *Stack, alert string, match map[string]string, timeout time.Duration) {
+	t.Helper()
+	start := time.Now()
+	waitFor(t, ctx, timeout, alert+" resolved", func() (bool, string) {
+		all, err := s.Prom.Alerts(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, a := range all {
+			if a.Labels["alertname"] == alert && includes(a.Labels, match) {
+				return false, fmt.Sprintf("%s %v value %s", a.State, a.Labels, a.Value)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("%s resolved after %v", alert, time.Since(start).Round(time.Second))
+}
+
+func includes(labels, match map[string]string) bool {
+	for k, v := range match {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// healed follows one incident: alert firing (Prometheus, Alertmanager),
+// the healer's audit line for action on target with result success, then
+// the alert resolved.
+func healed(t *testing.T, ctx context.Context, s *Stack, alert, action, target string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var match map[string]string
+	if target == Database {
+		match = map[string]string{"database": Database}
+	}
+	firing(t, ctx, s, alert, match, time.Until(deadline), "")
+	start := time.Now()
+	waitFor(t, ctx, time.Until(deadline), fmt.Sprintf("audit line %s %s on %s: success", alert, action, target), func() (bool, string) {
+		lines, err := s.Audit()
+		if err != nil {
+			return false, err.Error()
+		}
+		var seen []string
+		for _, l := range lines {
+			if l.Alert != alert {
+				continue
+			}
+			if l.Action == action && l.Target == target && l.Result == "success" && !l.DryRun {
+				t.Logf("healer: %s %s on %s: %s %v", alert, action, target, l.Result, l.Steps)
+				return true, ""
+			}
+			seen = append(seen, l.Result+" "+l.Error)
+		}
+		return false, fmt.Sprintf("audit lines of %s: %v", alert, seen)
+	})
+	t.Logf("%s healed (%s) after %v", alert, action, time.Since(start).Round(time.Second))
+	resolved(t, ctx, s, alert, match, time.Until(deadline))
+}
+
+// panelWatch runs every dashboard query against Prometheus every few
+// seconds while the scenarios run and remembers which panels showed data.
+type panelWatch struct {
+	queries []dashboards.Query
+	cancel  context.CancelFunc
+	done    chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	seen    map[int]bool // query index → returned data once
+	err     error
+}
+
+func watchPanels(ctx context.Context, s *Stack) *panelWatch {
+	ctx, cancel := context.WithCancel(ctx)
+	w := &panelWatch{cancel: cancel, done: make(chan struct{}), seen: map[int]bool{}}
+	w.queries, w.err = dashboards.Queries()
+	go func() {
+		defer close(w.done)
+		vars := dashboards.AllVars()
+		for {
+			for i, q := range w.queries {
+				w.mu.Lock()
+				done := w.seen[i]
+				w.mu.Unlock()
+				if done {
+					continue
+				}
+				v, err := s.Prom.Query(ctx, dashboards.Expand(q.Expr, vars))
+				if ctx.Err() != nil {
+					return
+				}
+				w.mu.Lock()
+				if err != nil && w.err == nil {
+					w.err = fmt.Errorf("%s panel %q: %w", q.Dashboard, q.Panel, err)
+				}
+				if len(v) > 0 {
+					w.seen[i] = true
+				}
+				w.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(3 * time.Second):
+			}
+		}
+	}()
+	return w
+}
+
+func (w *panelWatch) stop() {
+	w.once.Do(func() { w.cancel(); <-w.done })
+}
+
+// empty lists the panels none of whose queries ever returned data, with
+// the dashboard and title, and query errors.
+func (w *panelWatch) empty() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	if w.err != nil {
+		out = append(out, w.err.Error())
+	}
+	if len(w.queries) == 0 {
+		return append(out, "no dashboard queries found")
+	}
+	type key struct{ dash, panel string }
+	hasData := map[key]bool{}
+	var order []key
+	for i, q := range w.queries {
+		k := key{q.Dashboard, q.Panel}
+		if _, ok := hasData[k]; !ok {
+			order = append(order, k)
+		}
+		hasData[k] = hasData[k] || w.seen[i]
+	}
+	for _, k := range order {
+		if !hasData[k] {
+			var exprs []string
+			for _, q := range w.queries {
+				if q.Dashboard == k.dash && q.Panel == k.panel {
+					exprs = append(exprs, q.Expr)
+				}
+			}
+			out = append(out, fmt.Sprintf("dashboard %s: panel %q stayed empty: %s", k.dash, k.panel, strings.Join(exprs, " | ")))
+		}
+	}
+	return out
+}
+
+// dump logs what helps to understand a failure.
+func dump(t *testing.T, s *Stack) {
+	for _, c := range []string{SimContainer, ExporterName, HealerName} {
+		t.Logf("--- container %s:\n%s", c, s.Logs(c))
+	}
+	if b, err := os.ReadFile(s.AuditFile); err == nil {
+		t.Logf("--- audit log:\n%s", b)
+	}
+	if s.Prom != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if a, err := s.Prom.Alerts(ctx); err == nil {
+			var names []string
+			for _, x := range a {
+				names = append(names, x.Labels["alertname"]+"/"+x.State)
+			}
+			sort.Strings(names)
+			t.Logf("--- prometheus alerts: %v", names)
+		}
+	}
+}
