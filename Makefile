@@ -9,7 +9,7 @@ LDFLAGS   := -s -w \
   -X github.com/prometheus/common/version.BuildUser=make
 export CGO_ENABLED := 0
 
-.PHONY: all build test deps lint vet fmt bench clean
+.PHONY: all build test deps lint vet fmt bench clean image demo demo-stop incident
 
 all: build
 
@@ -34,6 +34,25 @@ test: deps build fmt vet
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench.txt
+
+# image builds the Dockerfile (both binaries FROM scratch) with the local
+# docker; the e2e test builds the same Dockerfile on its private dockerd.
+IMAGE ?= odoo_exporter:$(VERSION)
+image: build
+	cp /etc/ssl/certs/ca-certificates.crt $(BIN)/ca-certificates.crt
+	docker build -t $(IMAGE) .
+
+# demo starts the end-to-end stack on this machine and leaves it running
+# (see docs/e2e.md); incident NAME=... injects an incident; demo-stop
+# stops everything.
+demo: deps
+	./scripts/demo.sh
+
+demo-stop:
+	./scripts/demo-stop.sh
+
+incident:
+	./scripts/incident.sh "$(NAME)"
 
 clean:
 	rm -rf $(BIN) bench.txt

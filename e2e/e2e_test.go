@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"sort"
 	"strings"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/odoo-exporter/odoo_exporter/dashboards"
 	"github.com/odoo-exporter/odoo_exporter/internal/dockertest"
+	"github.com/odoo-exporter/odoo_exporter/internal/promtest"
 )
 
 // forMax is the cap put on every alert's "for" (rules.Shorten): the
@@ -35,7 +39,10 @@ func TestChain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	started := time.Now()
-	s, err := Start(ctx, Options{ForMax: forMax, Logf: t.Logf})
+	rec := newRecorder()
+	defer rec.srv.Close()
+	s, err := Start(ctx, Options{ForMax: forMax, Logf: t.Logf,
+		Webhooks: []promtest.Webhook{{Name: "recorder", URL: rec.srv.URL}}})
 	if err != nil {
 		var pe *PartError
 		if errors.As(err, &pe) {
@@ -62,28 +69,28 @@ func TestChain(t *testing.T) {
 		t.Run("lock-contention", func(t *testing.T) {
 			t.Parallel()
 			must(t, s.LockContention(ctx))
-			healed(t, ctx, s, "OdooDbLockContention", "end_blockers", Database, 3*time.Minute)
+			healed(t, ctx, s, rec, "OdooDbLockContention", map[string]string{"database": Database}, "end_blockers", Database, 3*time.Minute)
 		})
 		t.Run("cron-jam", func(t *testing.T) {
 			t.Parallel()
 			_, err := s.CronJam(ctx)
 			must(t, err)
-			healed(t, ctx, s, "OdooCronStuck", "unlock_cron", Database, 4*time.Minute)
+			healed(t, ctx, s, rec, "OdooCronStuck", map[string]string{"database": Database}, "unlock_cron", Database, 4*time.Minute)
 		})
 		t.Run("longpoll-stall", func(t *testing.T) {
 			t.Parallel()
 			must(t, s.LongpollStall(ctx, 3*time.Second))
-			healed(t, ctx, s, "OdooLongpollLatencyHigh", "restart_container", SimContainer, 4*time.Minute)
+			healed(t, ctx, s, rec, "OdooLongpollLatencyHigh", map[string]string{"job": "odoo"}, "restart_container", SimContainer, 4*time.Minute)
 		})
 		t.Run("assets-broken", func(t *testing.T) {
 			t.Parallel()
 			must(t, s.BreakAssets(ctx))
-			healed(t, ctx, s, "OdooAssetsBroken", "clear_assets", Database, 3*time.Minute)
+			healed(t, ctx, s, rec, "OdooAssetsBroken", map[string]string{"job": "odoo"}, "clear_assets", Database, 3*time.Minute)
 		})
 		t.Run("module-stuck", func(t *testing.T) {
 			t.Parallel()
 			must(t, s.ModuleStuck(ctx))
-			healed(t, ctx, s, "OdooModulesStuckInTransition", "reset_module_states", Database, 3*time.Minute)
+			healed(t, ctx, s, rec, "OdooModulesStuckInTransition", map[string]string{"database": Database}, "reset_module_states", Database, 3*time.Minute)
 		})
 		t.Run("oom", func(t *testing.T) {
 			t.Parallel()
@@ -93,7 +100,7 @@ func TestChain(t *testing.T) {
 				return err == nil && len(v) == 1, fmt.Sprint(v, err)
 			})
 			must(t, s.OOM(ctx))
-			firing(t, ctx, s, "OdooContainerOOMKilled", map[string]string{"name": WorkerName}, 2*time.Minute, "")
+			firing(t, ctx, s, rec, "OdooContainerOOMKilled", map[string]string{"name": WorkerName}, 2*time.Minute, "")
 		})
 	})
 
@@ -107,15 +114,15 @@ func TestChain(t *testing.T) {
 
 	t.Run("proxy-down", func(t *testing.T) {
 		must(t, s.Proxy.Break())
-		firing(t, ctx, s, "OdooProxyDown", nil, 2*time.Minute, "OdooDown")
+		firing(t, ctx, s, rec, "OdooProxyDown", nil, 2*time.Minute, "OdooDown")
 		must(t, s.Proxy.SetUpstream(hostPort(s.WebURL)))
-		resolved(t, ctx, s, "OdooProxyDown", nil, 2*time.Minute)
+		resolved(t, ctx, s, rec, "OdooProxyDown", nil, 2*time.Minute)
 	})
 	t.Run("odoo-down", func(t *testing.T) {
 		must(t, s.StopOdoo(ctx))
-		firing(t, ctx, s, "OdooDown", nil, 2*time.Minute, "OdooProxyDown")
+		firing(t, ctx, s, rec, "OdooDown", nil, 2*time.Minute, "OdooProxyDown")
 		must(t, s.StartOdoo(ctx))
-		resolved(t, ctx, s, "OdooDown", nil, 2*time.Minute)
+		resolved(t, ctx, s, rec, "OdooDown", nil, 2*time.Minute)
 	})
 
 	panels.stop()
@@ -148,35 +155,105 @@ func waitFor(t *testing.T, ctx context.Context, timeout time.Duration, what stri
 	}
 }
 
-// firing waits until Prometheus fires alert (with labels match) and
-// Alertmanager has it; exclusive, when set, is an alert that must not fire
-// meanwhile.
-func firing(t *testing.T, ctx context.Context, s *Stack, alert string, match map[string]string, timeout time.Duration, exclusive string) {
-	t.Helper()
-	start := time.Now()
-	waitFor(t, ctx, timeout, alert+" firing in Prometheus", func() (bool, string) {
-		if exclusive != "" {
-			if other, _ := s.Prom.Firing(ctx, exclusive, nil); len(other) > 0 {
-				t.Fatalf("%s fires while %s is expected alone: %v", exclusive, alert, other[0].Labels)
-			}
-		}
-		a, err := s.Prom.Firing(ctx, alert, match)
-		return err == nil && len(a) > 0, fmt.Sprint(a, err)
-	})
-	waitFor(t, ctx, 30*time.Second, alert+" active in Alertmanager", func() (bool, string) {
-		a, err := s.AM.Alerts(ctx, alert)
-		for _, x := range a {
-			if includes(x.Labels, match) {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprint(a, err)
-	})
-	t.Logf("%s firing after %v", alert, time.Since(start).Round(time.Second))
+// notification is one alert of a notification Alertmanager sent to the
+// test's recording receiver.
+type notification struct {
+	Status string // firing | resolved
+	Labels map[string]string
+	At     time.Time // received
 }
 
-// resolved waits until Prometheus no longer has alert pending or firing.
-func resolved(t *testing.T, ctx context.Context, s *Stack, alert string, match map[string]string, timeout time.Duration) {
+// recorder is a webhook receiver of Alertmanager that remembers every
+// alert notified: the proof that Alertmanager routed an alert, even one the
+// healer resolved before a poll of its API could see it.
+type recorder struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []notification
+}
+
+func newRecorder() *recorder {
+	r := &recorder{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		var msg struct {
+			Alerts []struct {
+				Status string            `json:"status"`
+				Labels map[string]string `json:"labels"`
+			} `json:"alerts"`
+		}
+		if err := json.NewDecoder(req.Body).Decode(&msg); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.mu.Lock()
+		for _, a := range msg.Alerts {
+			r.got = append(r.got, notification{a.Status, a.Labels, time.Now()})
+		}
+		r.mu.Unlock()
+	}))
+	return r
+}
+
+// has reports whether an alert named alert, with labels match, was
+// notified with status since t.
+func (r *recorder) has(status, alert string, match map[string]string, since time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.got {
+		if n.Status == status && n.Labels["alertname"] == alert && includes(n.Labels, match) && !n.At.Before(since) {
+			return true
+		}
+	}
+	return false
+}
+
+// selector is the PromQL selector of the firing series of ALERTS for
+// alert with labels match.
+func selector(alert string, match map[string]string) string {
+	parts := []string{fmt.Sprintf("alertname=%q", alert), `alertstate="firing"`}
+	keys := make([]string, 0, len(match))
+	for k := range match {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%q", k, match[k]))
+	}
+	return "ALERTS{" + strings.Join(parts, ",") + "}"
+}
+
+// firedSince asks Prometheus whether alert fired at some evaluation since
+// t (its ALERTS series), so that an alert healed within seconds is seen.
+func firedSince(ctx context.Context, s *Stack, alert string, match map[string]string, t time.Time) (bool, error) {
+	secs := int(time.Since(t).Seconds()) + 2
+	v, err := s.Prom.Query(ctx, fmt.Sprintf("max_over_time(%s[%ds])", selector(alert, match), secs))
+	return len(v) > 0, err
+}
+
+// firing waits until Prometheus has fired alert (with labels match) since
+// the scenario started and Alertmanager has notified it; exclusive, when
+// set, is an alert that must not have fired in the meantime.
+func firing(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert string, match map[string]string, timeout time.Duration, exclusive string) {
+	t.Helper()
+	start := time.Now()
+	waitFor(t, ctx, timeout, alert+" fired in Prometheus", func() (bool, string) {
+		ok, err := firedSince(ctx, s, alert, match, start)
+		return ok, fmt.Sprint(err)
+	})
+	waitFor(t, ctx, 30*time.Second, alert+" notified by Alertmanager", func() (bool, string) {
+		return rec.has("firing", alert, match, start), ""
+	})
+	if exclusive != "" {
+		if other, err := firedSince(ctx, s, exclusive, nil, start); err != nil || other {
+			t.Fatalf("%s fired while %s was expected alone (err %v)", exclusive, alert, err)
+		}
+	}
+	t.Logf("%s fired and notified after %v", alert, time.Since(start).Round(time.Second))
+}
+
+// resolved waits until Prometheus no longer has alert pending or firing
+// and Alertmanager has notified it resolved.
+func resolved(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert string, match map[string]string, timeout time.Duration) {
 	t.Helper()
 	start := time.Now()
 	waitFor(t, ctx, timeout, alert+" resolved", func() (bool, string) {
@@ -188,6 +265,9 @@ func resolved(t *testing.T, ctx context.Context, s *Stack, alert string, match m
 			if a.Labels["alertname"] == alert && includes(a.Labels, match) {
 				return false, fmt.Sprintf("%s %v value %s", a.State, a.Labels, a.Value)
 			}
+		}
+		if !rec.has("resolved", alert, match, start) {
+			return false, "inactive in Prometheus, resolution not notified by Alertmanager yet"
 		}
 		return true, ""
 	})
@@ -203,17 +283,14 @@ func includes(labels, match map[string]string) bool {
 	return true
 }
 
-// healed follows one incident: alert firing (Prometheus, Alertmanager),
-// the healer's audit line for action on target with result success, then
-// the alert resolved.
-func healed(t *testing.T, ctx context.Context, s *Stack, alert, action, target string, timeout time.Duration) {
+// healed follows one incident: alert fired (Prometheus) and notified
+// (Alertmanager), the healer's audit line for action on target with
+// result success, then the alert resolved. match are labels the alert
+// must carry.
+func healed(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert string, match map[string]string, action, target string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var match map[string]string
-	if target == Database {
-		match = map[string]string{"database": Database}
-	}
-	firing(t, ctx, s, alert, match, time.Until(deadline), "")
+	firing(t, ctx, s, rec, alert, match, time.Until(deadline), "")
 	start := time.Now()
 	waitFor(t, ctx, time.Until(deadline), fmt.Sprintf("audit line %s %s on %s: success", alert, action, target), func() (bool, string) {
 		lines, err := s.Audit()
@@ -234,7 +311,7 @@ func healed(t *testing.T, ctx context.Context, s *Stack, alert, action, target s
 		return false, fmt.Sprintf("audit lines of %s: %v", alert, seen)
 	})
 	t.Logf("%s healed (%s) after %v", alert, action, time.Since(start).Round(time.Second))
-	resolved(t, ctx, s, alert, match, time.Until(deadline))
+	resolved(t, ctx, s, rec, alert, match, time.Until(deadline))
 }
 
 // panelWatch runs every dashboard query against Prometheus every few

@@ -89,6 +89,9 @@ type Options struct {
 	Version string
 	// Ports are the preferred ports.
 	Ports Ports
+	// Webhooks are more receivers of Alertmanager (every alert goes to
+	// each of them, besides the healer's heal-labelled ones).
+	Webhooks []promtest.Webhook
 	// Logf receives progress messages; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -621,6 +624,13 @@ rules:
     action: reset_module_states
     targets: [odoo]
     params: {min_age: 10m}
+  # OdooMemoryLeak: the stand-in does not reload on SIGHUP as Odoo's
+  # master does, so this rule only says what it would do.
+  - name: recycle
+    match: {heal: recycle_workers}
+    action: recycle_workers
+    dry_run: true
+    targets: [odoo-sim, odoo-worker]
   - name: restart
     match: {heal: restart_container}
     action: restart_container
@@ -701,10 +711,10 @@ func (s *Stack) startMonitoring() error {
 		// comes back soon.
 		GroupWait: time.Second, GroupInterval: 2 * time.Second, RepeatInterval: 10 * time.Second,
 		GroupBy: []string{"alertname", "job", "instance", "database", "name", "service", "target"},
-		Webhooks: []promtest.Webhook{{
+		Webhooks: append([]promtest.Webhook{{
 			Name: "odoo_healer", URL: s.Healer + "/webhook", BearerTokenFile: s.TokenFile,
 			Matchers: []string{`heal=~".+"`},
-		}},
+		}}, s.opts.Webhooks...),
 	})
 	if err != nil {
 		return &PartError{"alertmanager", err}
