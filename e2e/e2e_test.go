@@ -129,6 +129,7 @@ func TestChain(t *testing.T) {
 	for _, e := range panels.empty() {
 		t.Error(e)
 	}
+	t.Logf("dashboards: %d queries, %d returned data", len(panels.queries), panels.withData())
 	t.Logf("end to end in %v", time.Since(started).Round(time.Second))
 }
 
@@ -366,6 +367,13 @@ func watchPanels(ctx context.Context, s *Stack) *panelWatch {
 
 func (w *panelWatch) stop() {
 	w.once.Do(func() { w.cancel(); <-w.done })
+}
+
+// withData counts the queries that returned data at least once.
+func (w *panelWatch) withData() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.seen)
 }
 
 // empty lists the panels none of whose queries ever returned data, with

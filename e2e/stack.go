@@ -98,18 +98,18 @@ type Options struct {
 
 // Stack is a running chain.
 type Stack struct {
-	opts    Options
-	root    string // module root
-	dir     string
-	ownDir  bool
-	PG      *pgtest.Cluster
-	Docker  *dockertest.Daemon
-	Proxy   *nginxtest.Proxy
-	Prom    *promtest.Prometheus
-	AM      *promtest.Alertmanager
-	Worker  *dockertest.App
-	WebURL  string // the stand-in's web port, direct
-	Gevent  string // the stand-in's gevent port
+	opts   Options
+	root   string // module root
+	dir    string
+	ownDir bool
+	PG     *pgtest.Cluster
+	Docker *dockertest.Daemon
+	Proxy  *nginxtest.Proxy
+	Prom   *promtest.Prometheus
+	AM     *promtest.Alertmanager
+	Worker *dockertest.App
+	WebURL string // the stand-in's web port, direct
+	Gevent string // the stand-in's gevent port
 	Exporter,
 	Healer string // base URLs
 	AuditFile string // the healer's audit log (JSON lines)
