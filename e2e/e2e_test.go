@@ -119,6 +119,12 @@ func TestChain(t *testing.T) {
 		resolved(t, ctx, s, rec, "OdooProxyDown", nil, 2*time.Minute)
 	})
 	t.Run("odoo-down", func(t *testing.T) {
+		// The previous phase's OdooProxyDown must be out of the window in
+		// which this phase checks that it does not fire.
+		waitFor(t, ctx, time.Minute, "OdooProxyDown quiet", func() (bool, string) {
+			fired, err := firedSince(ctx, s, "OdooProxyDown", nil, time.Now().Add(-5*time.Second))
+			return err == nil && !fired, fmt.Sprint(err)
+		})
 		must(t, s.StopOdoo(ctx))
 		firing(t, ctx, s, rec, "OdooDown", nil, 2*time.Minute, "OdooProxyDown")
 		must(t, s.StartOdoo(ctx))
@@ -226,7 +232,7 @@ func selector(alert string, match map[string]string) string {
 // firedSince asks Prometheus whether alert fired at some evaluation since
 // t (its ALERTS series), so that an alert healed within seconds is seen.
 func firedSince(ctx context.Context, s *Stack, alert string, match map[string]string, t time.Time) (bool, error) {
-	secs := int(time.Since(t).Seconds()) + 2
+	secs := max(int(time.Since(t).Seconds()), 1)
 	v, err := s.Prom.Query(ctx, fmt.Sprintf("max_over_time(%s[%ds])", selector(alert, match), secs))
 	return len(v) > 0, err
 }
