@@ -41,7 +41,8 @@ func TestChain(t *testing.T) {
 	started := time.Now()
 	rec := newRecorder()
 	defer rec.srv.Close()
-	s, err := Start(ctx, Options{ForMax: forMax, Logf: t.Logf,
+	// E2E_ODOO_VERSION selects the Odoo series imitated (16.0, 17.0, 18.0).
+	s, err := Start(ctx, Options{ForMax: forMax, Logf: t.Logf, Version: os.Getenv("E2E_ODOO_VERSION"),
 		Webhooks: []promtest.Webhook{{Name: "recorder", URL: rec.srv.URL}}})
 	if err != nil {
 		var pe *PartError
@@ -133,6 +134,12 @@ func TestChain(t *testing.T) {
 
 	panels.stop()
 	for _, e := range panels.empty() {
+		// odoo_cron_failing_jobs exists from Odoo 18 only, and the
+		// panels say so.
+		if v := os.Getenv("E2E_ODOO_VERSION"); v != "" && v < "18" && strings.Contains(e, "(Odoo 18+)") {
+			t.Logf("expected before Odoo 18: %s", e)
+			continue
+		}
 		t.Error(e)
 	}
 	t.Logf("dashboards: %d queries, %d returned data", len(panels.queries), panels.withData())

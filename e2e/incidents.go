@@ -102,12 +102,16 @@ func (s *Stack) CronJam(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	name := "'Stock: recompute everything'"
+	if strings.HasPrefix(s.opts.Version, "16") {
+		name = `'{"en_US": "Stock: recompute everything"}'::jsonb` // 16.0: cron_name is jsonb
+	}
 	var id int64
 	err = conn.QueryRow(ctx, `WITH a AS (
   INSERT INTO ir_act_server (name, model_name, code)
   VALUES ('{"en_US": "Stock: recompute everything"}', 'stock.quant', 'model._stuck()') RETURNING id)
 INSERT INTO ir_cron (ir_actions_server_id, cron_name, user_id, interval_number, interval_type, nextcall)
-SELECT id, 'Stock: recompute everything', 1, 1, 'days', (now() AT TIME ZONE 'UTC') - interval '29 minutes' FROM a
+SELECT id, `+name+`, 1, 1, 'days', (now() AT TIME ZONE 'UTC') - interval '29 minutes' FROM a
 RETURNING id`).Scan(&id)
 	if err != nil {
 		conn.Close(ctx)

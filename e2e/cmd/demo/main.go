@@ -30,6 +30,7 @@ func main() {
 	var (
 		dir      = flag.String("dir", "/tmp/odoo_exporter_demo", "directory of the demo's files (URLs, logs, configurations)")
 		forMax   = flag.String("for-max", "30s", `cap of every alert's "for" (rules.Shorten); "shipped" keeps the rule pack's durations`)
+		version  = flag.String("version", "18.0", "Odoo series the stand-in and the database imitate: 16.0, 17.0 or 18.0")
 		incident = flag.String("incident", "", "inject this incident into the running demo and exit: "+strings.Join(e2e.Incidents, ", "))
 	)
 	flag.Parse()
@@ -40,7 +41,7 @@ func main() {
 		}
 		return
 	}
-	if err := serve(*dir, *forMax); err != nil {
+	if err := serve(*dir, *forMax, *version); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -80,11 +81,12 @@ var hints = map[string]string{
 	"fix":             "ends every incident",
 }
 
-func serve(dir, forMax string) error {
+func serve(dir, forMax, version string) error {
 	opts := e2e.Options{
-		Dir:   filepath.Join(dir, "stack"),
-		Logf:  func(f string, a ...any) { fmt.Printf("demo: "+f+"\n", a...) },
-		Ports: e2e.Ports{Exporter: 9769, Healer: 9770, Prometheus: 9090, Alertmanager: 9093, Web: 8069, Gevent: 8072},
+		Version: version,
+		Dir:     filepath.Join(dir, "stack"),
+		Logf:    func(f string, a ...any) { fmt.Printf("demo: "+f+"\n", a...) },
+		Ports:   e2e.Ports{Exporter: 9769, Healer: 9770, Prometheus: 9090, Alertmanager: 9093, Web: 8069, Gevent: 8072},
 		// The demo's bus prober runs at a human pace.
 		LongpollInterval: time.Second,
 	}
