@@ -51,6 +51,9 @@ func AlertmanagerBinary() (string, error) {
 
 func binary(env, name, pkg string) (string, error) {
 	if p := os.Getenv(env); p != "" {
+		if !fileExists(p) {
+			return "", fmt.Errorf("promtest: %s=%s does not exist", env, p)
+		}
 		return p, nil
 	}
 	if p := "/usr/bin/" + name; fileExists(p) {
