@@ -159,8 +159,8 @@ func TestConnectionBound(t *testing.T) {
 	var (
 		peak       atomic.Int64 // seen by the server
 		clientPeak atomic.Int64 // open in the Source
-		stop = make(chan struct{})
-		wg   sync.WaitGroup
+		stop       = make(chan struct{})
+		wg         sync.WaitGroup
 	)
 	wg.Add(1)
 	go func() {

@@ -88,8 +88,14 @@ func TestPGLocksDeadlock(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
 	wg.Add(2)
-	go func() { defer wg.Done(); _, errs[0] = a.Exec(context.Background(), "UPDATE res_users SET login = 'a2' WHERE id = 11") }()
-	go func() { defer wg.Done(); _, errs[1] = b.Exec(context.Background(), "UPDATE res_users SET login = 'b2' WHERE id = 10") }()
+	go func() {
+		defer wg.Done()
+		_, errs[0] = a.Exec(context.Background(), "UPDATE res_users SET login = 'a2' WHERE id = 11")
+	}()
+	go func() {
+		defer wg.Done()
+		_, errs[1] = b.Exec(context.Background(), "UPDATE res_users SET login = 'b2' WHERE id = 10")
+	}()
 	wg.Wait()
 	deadlocked := 0
 	for _, err := range errs {
