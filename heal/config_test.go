@@ -26,6 +26,10 @@ func TestExampleConfig(t *testing.T) {
 	if p := r.action.(*EndBlockers).p; time.Duration(p.MinWait) != time.Minute || p.MaxBackends != 3 {
 		t.Errorf("params: %+v", p)
 	}
+	// OdooAssetsBroken has no database label: the assets rule must fix it.
+	if r := c.Rule("assets"); r == nil || r.Target == "" {
+		t.Errorf("assets rule without a fixed target: %+v", r)
+	}
 	if c.Rule("restart").TargetLabel != "name" {
 		t.Error("docker actions read the target from label name")
 	}
@@ -52,6 +56,8 @@ func TestConfigErrors(t *testing.T) {
 		{ok + strings.Replace(ok[len("rules:\n"):], "name: a", "name: a", 1), `duplicate rule name "a"`},
 		{strings.Replace(ok, "targets: [odoo]", "target: x\n    targets: [odoo]", 1), `target "x" is not in targets`},
 		{"max_actions_per_hour: -1\n" + ok, "must not be negative"},
+		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {signal: SIGUSR1}\n", "only SIGHUP"},
+		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {signal: SIGKILL}\n", "only SIGHUP"},
 	} {
 		_, err := ParseConfig([]byte(tc.cfg))
 		if err == nil || !strings.Contains(err.Error(), tc.err) {

@@ -253,7 +253,7 @@ func TestDockerActionsNeedTheContainerName(t *testing.T) {
 		a    Action
 	}{
 		{"restart_container", &RestartContainer{RestartContainerParams{StopTimeout: model.Duration(time.Second)}}},
-		{"recycle_workers signal", &RecycleWorkers{RecycleWorkersParams{Mode: "signal", Signal: "SIGUSR1"}}},
+		{"recycle_workers signal", &RecycleWorkers{RecycleWorkersParams{Mode: "signal", Signal: "SIGHUP"}}},
 		{"recycle_workers restart", &RecycleWorkers{RecycleWorkersParams{Mode: "restart", StopTimeout: model.Duration(time.Second)}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -31,9 +31,13 @@ func init() {
 				return nil, fmt.Errorf("mode %q: want signal or restart", p.Mode)
 			}
 			switch p.Signal {
-			case "SIGHUP", "HUP", "SIGUSR1", "SIGUSR2":
+			case "SIGHUP", "HUP":
 			default:
-				return nil, fmt.Errorf("signal %q: only SIGHUP (Odoo's graceful worker reload) or SIGUSR1/SIGUSR2 are allowed", p.Signal)
+				// SIGHUP is the only signal on which Odoo's prefork master
+				// renews its workers; the others it handles (SIGQUIT, SIGUSR1:
+				// log stacks or cache stats, SIGTTIN/SIGTTOU: resize the pool)
+				// heal nothing, and an unhandled one kills it.
+				return nil, fmt.Errorf("signal %q: only SIGHUP (Odoo's graceful reload of its workers) is allowed", p.Signal)
 			}
 			if p.Settle < 0 || p.StopTimeout < 0 {
 				return nil, errors.New("settle and stop_timeout must not be negative")
