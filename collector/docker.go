@@ -38,6 +38,9 @@ var (
 	dockerStatsConcurrency = kingpin.Flag("collector.docker.stats-concurrency",
 		"How many containers are inspected and read (stats one-shot) at once in a scrape. Docker 20.10 answers a one-shot stats request only at the next tick of its 1 s stats loop, shared by all pending requests: keep this above the number of selected containers so that a scrape waits one tick, not one per batch.").
 		Default("64").Int()
+	dockerStatsMode = kingpin.Flag("collector.docker.stats-mode",
+		"How memory is read: oneshot asks the daemon for one sample per container in each scrape (fresh; Docker 20.10 answers it only at its next 1 s stats tick); stream keeps a stats stream open per running container and answers from the latest sample (at most a tick old; scrapes take the list and inspect time only, and the daemon reads each container's stats every second).").
+		Default(StatsOneShot).Enum(StatsOneShot, StatsStream)
 )
 
 func init() {
@@ -47,6 +50,7 @@ func init() {
 			Labels:           *dockerLabels,
 			NamePattern:      *dockerNamePattern,
 			StatsConcurrency: *dockerStatsConcurrency,
+			StatsMode:        *dockerStatsMode,
 			Logger:           d.Logger,
 		})
 	})
@@ -65,11 +69,16 @@ type DockerOptions struct {
 	NamePattern string
 	// StatsConcurrency bounds the containers read at once (default 64).
 	StatsConcurrency int
-	Logger           *slog.Logger
+	// StatsMode is StatsOneShot (default) or StatsStream.
+	StatsMode string
+	// StatsIdle ends, in stream mode, a stream no scrape has read for this
+	// long (default 5m).
+	StatsIdle time.Duration
+	Logger    *slog.Logger
 }
 
 // DockerCollector reads the containers of an Odoo deployment from the
-// Docker Engine API: memory (docker stats, one-shot), state, health,
+// Docker Engine API: memory (docker stats, one-shot or streamed), state, health,
 // OOM kill and restarts (docker inspect). As a Runner it follows the
 // daemon's event stream to count OOM events, starts, deaths and restarts
 // between scrapes. It only reads: list, inspect, stats, events, info.
@@ -80,6 +89,7 @@ type DockerCollector struct {
 	filters filters.Args
 	logger  *slog.Logger
 	events  *dockerEvents
+	streams *statsStreams // stream mode only
 
 	negotiateMu sync.Mutex
 	negotiated  bool
@@ -89,6 +99,16 @@ type DockerCollector struct {
 func NewDockerCollector(opts DockerOptions) (*DockerCollector, error) {
 	if opts.StatsConcurrency <= 0 {
 		opts.StatsConcurrency = 64
+	}
+	switch opts.StatsMode {
+	case "":
+		opts.StatsMode = StatsOneShot
+	case StatsOneShot, StatsStream:
+	default:
+		return nil, fmt.Errorf("docker stats mode %q: want %s or %s", opts.StatsMode, StatsOneShot, StatsStream)
+	}
+	if opts.StatsIdle <= 0 {
+		opts.StatsIdle = 5 * time.Minute
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -117,6 +137,9 @@ func NewDockerCollector(opts DockerOptions) (*DockerCollector, error) {
 	}
 	c.client = cli
 	c.events = newDockerEvents()
+	if opts.StatsMode == StatsStream {
+		c.streams = newStatsStreams(cli, opts.StatsIdle, 10*time.Second)
+	}
 	return c, nil
 }
 
@@ -138,8 +161,13 @@ func (c *DockerCollector) ready(ctx context.Context) error {
 	return nil
 }
 
-// Close releases the client's connections.
-func (c *DockerCollector) Close() error { return c.client.Close() }
+// Close ends the stats streams and releases the client's connections.
+func (c *DockerCollector) Close() error {
+	if c.streams != nil {
+		c.streams.close()
+	}
+	return c.client.Close()
+}
 
 var (
 	containerLabels = []string{"name", "service"}
@@ -271,6 +299,15 @@ func (c *DockerCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 		}()
 	}
 	wg.Wait()
+	if c.streams != nil {
+		running := make(map[string]bool, len(list))
+		for _, s := range list {
+			if s.State == container.StateRunning {
+				running[s.ID] = true
+			}
+		}
+		c.streams.prune(running)
+	}
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()
 	}
@@ -359,8 +396,12 @@ func (c *DockerCollector) updateContainer(ctx context.Context, id string, listed
 	return nil
 }
 
-// stats reads the container's stats once (stream=0, one-shot=1).
+// stats returns the container's stats: in stream mode the latest sample
+// of its stream, else one read (stream=0, one-shot=1).
 func (c *DockerCollector) stats(ctx context.Context, id string) (container.StatsResponse, error) {
+	if c.streams != nil {
+		return c.streams.get(ctx, id)
+	}
 	var stats container.StatsResponse
 	resp, err := c.client.ContainerStatsOneShot(ctx, id)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,10 +22,13 @@ import (
 	"github.com/odoo-exporter/odoo_exporter/internal/dockertest"
 )
 
-// BenchmarkDockerScrape measures one Update of the docker collector over
-// 50 running containers (list, 50 inspects, 50 stats one-shot), then the
-// real exporter binary scraped over HTTP on the same containers: its
-// scrape time and resident memory.
+// BenchmarkDockerScrape measures, in each stats mode, one Update of the
+// docker collector over 50 running containers (list, 50 inspects, 50
+// stats: one-shot requests, or the latest samples of the open streams),
+// then the real exporter binary scraped over HTTP on the same containers:
+// its scrape time and resident memory. In stream mode it also reports the
+// machine's CPU (in cores) while the 50 streams are open and nothing is
+// scraped, and after they are closed.
 //
 //	go test -run '^$' -bench DockerScrape -benchtime 10x ./collector/
 func BenchmarkDockerScrape(b *testing.B) {
@@ -62,14 +66,20 @@ func BenchmarkDockerScrape(b *testing.B) {
 	if len(errs) > 0 {
 		b.Fatal(errs[0])
 	}
+	for _, mode := range []string{StatsOneShot, StatsStream} {
+		b.Run(mode, func(b *testing.B) { benchDockerMode(b, d, mode, n) })
+	}
+}
 
-	c, err := NewDockerCollector(DockerOptions{Host: d.Host(), NamePattern: "odoo", Logger: testLogger()})
+func benchDockerMode(b *testing.B, d *dockertest.Daemon, mode string, n int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := NewDockerCollector(DockerOptions{Host: d.Host(), NamePattern: "odoo", StatsMode: mode, Logger: testLogger()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	b.ResetTimer()
-	for b.Loop() {
+	update := func() {
 		ch := make(chan prometheus.Metric, 1024)
 		done := make(chan int)
 		go func() {
@@ -85,18 +95,54 @@ func BenchmarkDockerScrape(b *testing.B) {
 			b.Fatalf("Update: %d metrics, %v", k, err)
 		}
 	}
+	update() // in stream mode: opens the streams, as the first scrape does
+	b.ResetTimer()
+	for b.Loop() {
+		update()
+	}
 	b.StopTimer()
+	if mode == StatsStream {
+		b.ReportMetric(busyCores(b, 10*time.Second), "cpu_cores_streams_open")
+		c.Close()
+		b.ReportMetric(busyCores(b, 10*time.Second), "cpu_cores_streams_closed")
+	}
 
-	scrape, rss, hwm := benchExporterBinary(b, d.Host())
+	scrape, rss, hwm := benchExporterBinary(b, d.Host(), mode)
 	b.ReportMetric(scrape.Seconds(), "exporter_scrape_seconds")
 	b.ReportMetric(float64(rss), "exporter_rss_bytes")
 	b.ReportMetric(float64(hwm), "exporter_rss_peak_bytes")
 }
 
+// busyCores is the machine's CPU use over d, in cores (from /proc/stat).
+func busyCores(b *testing.B, d time.Duration) float64 {
+	read := func() (busy, total float64) {
+		raw, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			b.Fatal(err)
+		}
+		line, _, _ := strings.Cut(string(raw), "\n")
+		for i, f := range strings.Fields(line)[1:] {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			total += v
+			if i != 3 && i != 4 { // idle, iowait
+				busy += v
+			}
+		}
+		return busy, total
+	}
+	b0, t0 := read()
+	time.Sleep(d)
+	b1, t1 := read()
+	return (b1 - b0) / (t1 - t0) * float64(runtime.NumCPU())
+}
+
 // benchExporterBinary builds and runs cmd/odoo_exporter with only the
 // docker collector, scrapes it 10 times and returns the mean scrape time
 // and its VmRSS and VmHWM afterwards.
-func benchExporterBinary(b *testing.B, host string) (time.Duration, int64, int64) {
+func benchExporterBinary(b *testing.B, host, mode string) (time.Duration, int64, int64) {
 	bin := filepath.Join(b.TempDir(), "odoo_exporter")
 	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/odoo_exporter").CombinedOutput(); err != nil {
 		b.Fatalf("go build: %v\n%s", err, out)
@@ -107,7 +153,7 @@ func benchExporterBinary(b *testing.B, host string) (time.Duration, int64, int64
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.docker", "--docker.host="+host, "--log.level=warn")
+	cmd := exec.Command(bin, "--web.listen-address="+addr, "--collector.docker", "--docker.host="+host, "--collector.docker.stats-mode="+mode, "--log.level=warn")
 	cmd.Env = append(os.Environ(), "ODOO_EXPORTER_PG_DSN=")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

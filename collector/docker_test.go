@@ -35,6 +35,7 @@ func TestDocker(t *testing.T) {
 		t.Run("health", func(t *testing.T) { t.Parallel(); testDockerHealth(t, d) })
 		t.Run("selection", func(t *testing.T) { t.Parallel(); testDockerSelection(t, d) })
 		t.Run("recover", func(t *testing.T) { t.Parallel(); testDockerRecover(t, d) })
+		t.Run("stream", func(t *testing.T) { t.Parallel(); testDockerStream(t, d) })
 	})
 	t.Run("flags", func(t *testing.T) { testDockerFlags(t, d) })
 	t.Run("daemon_down", func(t *testing.T) { testDockerDaemonDown(t, d) })
@@ -184,6 +185,78 @@ func testDockerMemory(t *testing.T, d *dockertest.Daemon) {
 	if ws2 := m.value(t, "odoo_container_memory_working_set_bytes", lv...); ws1-ws2 < 90*mib {
 		t.Errorf("after freeing 100 MiB: working set %v -> %v; want -100 MiB", ws1, ws2)
 	}
+}
+
+// testDockerStream: in stream mode a scrape answers from the container's
+// stats stream, which follows the container's memory, ends when no scrape
+// reads it or the container stops, and leaves no goroutine behind.
+func testDockerStream(t *testing.T, d *dockertest.Daemon) {
+	opts := caseOpts("stream")
+	opts.Host = d.Host()
+	opts.StatsMode = StatsStream
+	opts.StatsIdle = 3 * time.Second
+	h := newDockerHarness(t, opts)
+	app := runApp(t, d, dockertest.AppConfig{Name: "odoo-stream-1", Labels: map[string]string{"case": "stream"}})
+	lv := []string{"name", "odoo-stream-1", "service", "odoo-stream-1"}
+	ws := func(m metrics) float64 {
+		t.Helper()
+		if got := m.value(t, "odoo_exporter_collector_success", "collector", "docker"); got != 1 {
+			t.Fatalf("collector_success = %v, want 1", got)
+		}
+		return m.value(t, "odoo_container_memory_working_set_bytes", lv...)
+	}
+
+	// The first scrape waits for the stream's first sample.
+	ws0 := ws(h.scrape(t))
+	if ws0 <= 0 {
+		t.Fatalf("working set %v, want > 0", ws0)
+	}
+	if n := h.c.streams.len(); n != 1 {
+		t.Fatalf("%d stats streams open, want 1", n)
+	}
+	if _, err := app.Alloc(context.Background(), 100); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the streamed working set to follow a 100 MiB allocation", func() bool {
+		return ws(h.scrape(t))-ws0 >= 95*mib
+	})
+
+	eventually(t, 20*time.Second, "the unread stream to end", func() bool { return h.c.streams.len() == 0 })
+	if ws(h.scrape(t)) < ws0+95*mib || h.c.streams.len() != 1 {
+		t.Fatalf("the next scrape did not reopen the stream (%d open)", h.c.streams.len())
+	}
+
+	// Renamed out of the selection while running: its stream ends at once.
+	rename := func(name string) {
+		t.Helper()
+		if err := d.Client().ContainerRename(context.Background(), app.ID, name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rename("stream-renamed-1")
+	if h.scrape(t); h.c.streams.len() != 0 {
+		t.Errorf("%d streams open after the container left the selection, want 0", h.c.streams.len())
+	}
+	rename("odoo-stream-1")
+
+	timeout := 1
+	if err := d.Client().ContainerStop(context.Background(), app.ID, container.StopOptions{Timeout: &timeout}); err != nil {
+		t.Fatal(err)
+	}
+	m := h.scrape(t)
+	if m.value(t, "odoo_container_running", lv...) != 0 || m.has("odoo_container_memory_working_set_bytes", lv...) {
+		t.Error("a stopped container is reported running or with memory")
+	}
+	eventually(t, 10*time.Second, "the stopped container's stream to end", func() bool { return h.c.streams.len() == 0 })
+
+	if m := h.scrape(t); m.value(t, "odoo_exporter_collector_success", "collector", "docker") != 1 || h.c.streams.len() != 0 {
+		t.Errorf("scrape of a stopped container: success %v, %d streams open, want 1 and 0",
+			m.value(t, "odoo_exporter_collector_success", "collector", "docker"), h.c.streams.len())
+	}
+	h.shutdown(t)
+	eventually(t, 10*time.Second, "no stats stream goroutine left", func() bool {
+		return !strings.Contains(allGoroutines(), "(*statsStreams)")
+	})
 }
 
 func testDockerOOM(t *testing.T, d *dockertest.Daemon) {
@@ -476,14 +549,19 @@ func testDockerDaemonDown(t *testing.T, d *dockertest.Daemon) {
 	})
 }
 
+// allGoroutines returns the stacks of every goroutine.
+func allGoroutines() string {
+	buf := make([]byte, 4<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}
+
 // dockerGoroutines returns the stacks of goroutines running the docker
-// collector or its client's event stream.
+// collector, its stats streams or its client's event stream.
 func dockerGoroutines() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
 	var found []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, "(*DockerCollector)") || strings.Contains(g, "docker/docker/client.(*Client).Events") {
+	for _, g := range strings.Split(allGoroutines(), "\n\n") {
+		if strings.Contains(g, "(*DockerCollector)") || strings.Contains(g, "(*statsStreams)") ||
+			strings.Contains(g, "docker/docker/client.(*Client).Events") {
 			found = append(found, g)
 		}
 	}
