@@ -79,6 +79,11 @@ type Deps struct {
 	Logger *slog.Logger
 	// PG is nil when no PostgreSQL DSN is configured.
 	PG *postgres.Source
+	// DatabaseRefresh, when above 0, makes the database collectors run in
+	// the background, a pass over every database each DatabaseRefresh,
+	// and scrapes answer from the last complete pass; 0 runs them in
+	// every scrape.
+	DatabaseRefresh time.Duration
 }
 
 // Factory builds a collector from the shared sources; it returns a
@@ -120,16 +125,20 @@ func Names() []string {
 var (
 	scrapeSuccessDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(Namespace, "exporter", "collector_success"),
-		"Whether the collector succeeded in the last scrape (1) or failed (0).",
+		"Whether the collector succeeded in the last scrape (1) or failed (0); database collectors with --odoo.database-refresh-interval: in the last background pass.",
 		[]string{"collector"}, nil)
 	scrapeDurationDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(Namespace, "exporter", "collector_duration_seconds"),
-		"Time the collector took in the last scrape; for database collectors, summed over databases.",
+		"Time the collector took in the last scrape (or background pass); for database collectors, summed over databases.",
 		[]string{"collector"}, nil)
 	databaseUpDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(Namespace, "database", "up"),
-		"Whether the exporter could connect to the Odoo database in this scrape.",
+		"Whether the exporter could connect to the Odoo database in the last collection (this scrape, or the last background pass).",
 		[]string{"database"}, nil)
+	databasePassDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "exporter", "database_pass_timestamp_seconds"),
+		"When the last background pass of the database collectors over the databases ended (only with --odoo.database-refresh-interval above 0).",
+		nil, nil)
 	databasesDesc = prometheus.NewDesc(
 		"odoo_databases",
 		"Number of Odoo databases collected (configured or discovered).",
@@ -144,6 +153,17 @@ type Exporter struct {
 	collectors map[string]Collector
 	dbs        map[string]DatabaseCollector
 	dbNames    []string // sorted names of dbs
+	dbRefresh  time.Duration
+
+	passMu sync.Mutex
+	pass   *dbPass // last complete background pass; nil before the first
+}
+
+// dbPass is what one background pass of the database collectors sent,
+// their success and duration included.
+type dbPass struct {
+	metrics []prometheus.Metric
+	end     time.Time
 }
 
 // New builds the collectors that are enabled by flag (or, when filters are
@@ -169,6 +189,7 @@ func New(deps Deps, filters ...string) (*Exporter, error) {
 		pg:         deps.PG,
 		collectors: map[string]Collector{},
 		dbs:        map[string]DatabaseCollector{},
+		dbRefresh:  deps.DatabaseRefresh,
 	}
 	for _, name := range Names() {
 		if !enabled[name] {
@@ -223,7 +244,64 @@ func (e *Exporter) Run(ctx context.Context) {
 			go func() { defer wg.Done(); r.Run(ctx) }()
 		}
 	}
+	if e.dbRefresh > 0 && len(e.dbs) > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.refreshDatabases(ctx) }()
+	}
 	wg.Wait()
+}
+
+// refreshDatabases runs a pass of the database collectors at once, then
+// every dbRefresh, until ctx is done. A pass may last dbRefresh at most.
+func (e *Exporter) refreshDatabases(ctx context.Context) {
+	t := time.NewTicker(e.dbRefresh)
+	defer t.Stop()
+	for {
+		e.runPass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// runPass collects every database into a new pass.
+func (e *Exporter) runPass(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, e.dbRefresh)
+	defer cancel()
+	ch := make(chan prometheus.Metric, 256)
+	done := make(chan []prometheus.Metric)
+	go func() {
+		var ms []prometheus.Metric
+		for m := range ch {
+			ms = append(ms, m)
+		}
+		done <- ms
+	}()
+	e.collectDatabases(pctx, ch)
+	close(ch)
+	ms := <-done
+	if ctx.Err() != nil {
+		return // shutting down: this pass was cut short
+	}
+	e.passMu.Lock()
+	e.pass = &dbPass{metrics: ms, end: time.Now()}
+	e.passMu.Unlock()
+}
+
+// sendPass sends the last complete pass, if any.
+func (e *Exporter) sendPass(ch chan<- prometheus.Metric) {
+	e.passMu.Lock()
+	p := e.pass
+	e.passMu.Unlock()
+	if p == nil {
+		return
+	}
+	for _, m := range p.metrics {
+		ch <- m
+	}
+	ch <- prometheus.MustNewConstMetric(databasePassDesc, prometheus.GaugeValue, float64(p.end.UnixNano())/1e9)
 }
 
 // Close releases what the collectors hold (e.g. API clients); call it
@@ -271,6 +349,9 @@ func (e *Exporter) describe(ch chan<- *prometheus.Desc) {
 	if len(e.dbs) > 0 {
 		ch <- databaseUpDesc
 		ch <- databasesDesc
+		if e.dbRefresh > 0 {
+			ch <- databasePassDesc
+		}
 	}
 	for _, c := range e.collectors {
 		c.Describe(ch)
@@ -305,7 +386,14 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 	}
 	if len(s.e.dbs) > 0 {
 		wg.Add(1)
-		go func() { defer wg.Done(); s.collectDatabases(ch) }()
+		go func() {
+			defer wg.Done()
+			if s.e.dbRefresh > 0 {
+				s.e.sendPass(ch)
+			} else {
+				s.e.collectDatabases(s.ctx, ch)
+			}
+		}()
 	}
 	wg.Wait()
 }
@@ -326,9 +414,8 @@ func (e *Exporter) report(ch chan<- prometheus.Metric, name string, d time.Durat
 }
 
 // collectDatabases runs every DatabaseCollector on every database, one
-// connection per database, at most MaxConns at once.
-func (s *scrape) collectDatabases(ch chan<- prometheus.Metric) {
-	e := s.e
+// connection per database, at most MaxConns at once, within ctx.
+func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Metric) {
 	type result struct {
 		d   time.Duration
 		err error
@@ -337,7 +424,7 @@ func (s *scrape) collectDatabases(ch chan<- prometheus.Metric) {
 	for _, n := range e.dbNames {
 		results[n] = &result{}
 	}
-	dbs, err := e.pg.Databases(s.ctx)
+	dbs, err := e.pg.Databases(ctx)
 	if err != nil {
 		for _, n := range e.dbNames {
 			e.report(ch, n, 0, fmt.Errorf("listing databases: %w", err))
@@ -346,7 +433,6 @@ func (s *scrape) collectDatabases(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(databasesDesc, prometheus.GaugeValue, float64(len(dbs)))
 
-	ctx := s.ctx
 	for _, n := range e.dbNames {
 		p, ok := e.dbs[n].(ClusterPreparer)
 		if !ok {

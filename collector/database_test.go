@@ -236,3 +236,67 @@ func TestRediscovery(t *testing.T) {
 		return !m.has("odoo_modules_in_transition", "database", first) && m.value(t, "odoo_databases") == 1
 	})
 }
+
+// TestDatabaseRefresh checks --odoo.database-refresh-interval: the
+// database collectors run in background passes and scrapes answer from
+// the last complete pass, while cluster collectors still run in each
+// scrape; the background work ends with Run.
+func TestDatabaseRefresh(t *testing.T) {
+	c := newPrivateCluster(t)
+	a := c.OdooDB(t, "17.0")
+	b := c.OdooDB(t, "18.0")
+	start := func(refresh time.Duration) (*Exporter, func()) {
+		t.Helper()
+		exp, err := New(Deps{Logger: testLogger(), PG: newSource(t, c.DSN("postgres", ""), postgres.AllDatabases),
+			DatabaseRefresh: refresh}, "pg", "modules")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Before the first pass: cluster metrics only.
+		m := scrapeOnce(t, exp)
+		if m.value(t, "odoo_pg_up") != 1 || m.has("odoo_modules_in_transition") || m.has("odoo_exporter_database_pass_timestamp_seconds") {
+			t.Fatalf("before the first pass:\n%s", m.names())
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); exp.Run(ctx) }()
+		return exp, func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return after its context was cancelled")
+			}
+		}
+	}
+	transition := func(exp *Exporter, db string) float64 {
+		t.Helper()
+		m := scrapeOnce(t, exp)
+		if !m.has("odoo_modules_in_transition", "database", db) {
+			return -1
+		}
+		return m.value(t, "odoo_modules_in_transition", "database", db)
+	}
+
+	slow, stopSlow := start(time.Hour)
+	defer stopSlow()
+	eventually(t, 10*time.Second, "the first pass", func() bool { return transition(slow, a) == 0 && transition(slow, b) == 0 })
+	m := scrapeOnce(t, slow)
+	if got := m.value(t, "odoo_exporter_collector_success", "collector", "modules"); got != 1 {
+		t.Errorf("modules success = %v, want 1", got)
+	}
+	if ts := m.value(t, "odoo_exporter_database_pass_timestamp_seconds"); time.Since(time.Unix(int64(ts), 0)) > time.Minute {
+		t.Errorf("pass timestamp %v is not recent", ts)
+	}
+
+	c.Exec(t, a, "UPDATE ir_module_module SET state = 'to upgrade' WHERE name = 'web'")
+	// The next pass is an hour away: scrapes still show the last one.
+	for range 3 {
+		if got := transition(slow, a); got != 0 {
+			t.Fatalf("modules_in_transition = %v before the next pass, want the pass's 0", got)
+		}
+	}
+	fast, stopFast := start(300 * time.Millisecond)
+	defer stopFast()
+	eventually(t, 10*time.Second, "a later pass to see the module in transition", func() bool { return transition(fast, a) == 1 })
+}

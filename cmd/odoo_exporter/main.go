@@ -64,6 +64,8 @@ func run() int {
 				Default("").String()
 		discovery = kingpin.Flag("odoo.database-discovery-interval", "How often the Odoo databases are re-discovered with --odoo.database=all.").
 				Default("5m").Duration()
+		refresh = kingpin.Flag("odoo.database-refresh-interval", "0 runs the per-database collectors (cron, modules, asset_attachments) in every scrape. Above 0 they run in the background, one pass over every database each interval (a pass may last the interval at most), and scrapes answer from the last complete pass: for clusters of many databases, where a pass opens one session per database (odoo_exporter_database_pass_timestamp_seconds tells its age).").
+			Default("0s").Duration()
 		toolkitFlags = kingpinflag.AddFlags(kingpin.CommandLine, ":9769")
 	)
 	promslogConfig := &promslog.Config{}
@@ -76,7 +78,11 @@ func run() int {
 	logger.Info("starting "+exporterName, "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
 
-	deps := collector.Deps{Logger: logger}
+	if *refresh < 0 {
+		logger.Error("--odoo.database-refresh-interval must not be negative")
+		return 1
+	}
+	deps := collector.Deps{Logger: logger, DatabaseRefresh: *refresh}
 	if *dsn != "" {
 		password := ""
 		if *passwordFile != "" {

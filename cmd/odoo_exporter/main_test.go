@@ -214,3 +214,34 @@ func TestBadDSNIsAClearErrorWithoutThePassword(t *testing.T) {
 		t.Errorf("the error does not name the DSN: %s", out)
 	}
 }
+
+// TestDatabaseRefreshFlag runs the binary with background passes over the
+// databases: scrapes show the pass's metrics and its age; a negative
+// interval is refused.
+func TestDatabaseRefreshFlag(t *testing.T) {
+	c := pgtest.New(t)
+	a := c.OdooDB(t, "17.0")
+	bin := buildExporter(t)
+	env := []string{"ODOO_EXPORTER_PG_DSN=" + c.DSN("postgres", "")}
+	addr := startExporter(t, bin, env, "--odoo.database=all", "--odoo.database-refresh-interval=500ms")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := get(t, "http://"+addr+"/metrics")
+		if strings.Contains(body, fmt.Sprintf(`odoo_cron_jobs{database=%q} 0`, a)) &&
+			strings.Contains(body, "odoo_exporter_database_pass_timestamp_seconds ") &&
+			strings.Contains(body, "odoo_pg_up 1") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no background pass in the metrics:\n%s", body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	cmd := exec.Command(bin, "--web.listen-address="+freeAddr(t), "--odoo.database-refresh-interval=-1s")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "must not be negative") {
+		t.Errorf("a negative interval: %v\n%s", err, out)
+	}
+}
