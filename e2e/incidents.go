@@ -136,19 +136,29 @@ SET state = 'to upgrade', write_date = (now() AT TIME ZONE 'UTC') - interval '1 
 
 // fault posts a fault to the stand-in's admin endpoint.
 func (s *Stack) fault(ctx context.Context, q url.Values) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.WebURL+"/__odoosim/fault?"+q.Encode(), nil)
-	if err != nil {
-		return err
+	// Scenarios run in parallel, and one of them (longpoll-stall) has the
+	// healer restart the stand-in: a fault injected in that second is
+	// retried until the stand-in answers again.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.WebURL+"/__odoosim/fault?"+q.Encode(), nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			if ctx.Err() != nil || time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(500 * time.Millisecond)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("e2e: fault %v: %s", q, resp.Status)
+		}
+		return nil
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("e2e: fault %v: %s", q, resp.Status)
-	}
-	return nil
 }
 
 // LongpollStall makes every request of the stand-in's gevent port wait
