@@ -28,9 +28,12 @@ fmt:
 lint: fmt vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.6.1 ./...
 
-# test installs what is missing (apt-get), builds, and runs every test.
+# test installs what is missing (apt-get), builds, and runs every test:
+# the packages' tests with the race detector, then the end-to-end test
+# (its parts are processes and containers; -short skips it in the first run).
 test: deps build fmt vet
-	$(GO) test -count=1 -timeout 14m ./...
+	CGO_ENABLED=1 $(GO) test -race -short -count=1 -timeout 8m ./...
+	$(GO) test -count=1 -timeout 8m ./e2e/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench.txt

@@ -81,7 +81,7 @@ type Deps struct {
 	PG *postgres.Source
 	// DatabaseRefresh, when above 0, makes the database collectors run in
 	// the background, a pass over every database each DatabaseRefresh,
-	// and scrapes answer from the last complete pass; 0 runs them in
+	// and scrapes answer from the last pass; 0 runs them in
 	// every scrape.
 	DatabaseRefresh time.Duration
 }
@@ -139,6 +139,10 @@ var (
 		prometheus.BuildFQName(Namespace, "exporter", "database_pass_timestamp_seconds"),
 		"When the last background pass of the database collectors over the databases ended (only with --odoo.database-refresh-interval above 0).",
 		nil, nil)
+	databasePassDurationDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "exporter", "database_pass_duration_seconds"),
+		"How long the last background pass over the databases took; a pass longer than --odoo.database-refresh-interval is cut there.",
+		nil, nil)
 	databasesDesc = prometheus.NewDesc(
 		"odoo_databases",
 		"Number of Odoo databases collected (configured or discovered).",
@@ -164,6 +168,7 @@ type Exporter struct {
 type dbPass struct {
 	metrics []prometheus.Metric
 	end     time.Time
+	took    time.Duration
 }
 
 // New builds the collectors that are enabled by flag (or, when filters are
@@ -252,14 +257,21 @@ func (e *Exporter) Run(ctx context.Context) {
 }
 
 // refreshDatabases runs a pass of the database collectors at once, then
-// every dbRefresh, until ctx is done. A pass may last dbRefresh at most.
+// every dbRefresh, until ctx is done. A pass may last dbRefresh at most;
+// after a pass cut there, the next one waits a whole interval, so that
+// passes never run back to back.
 func (e *Exporter) refreshDatabases(ctx context.Context) {
-	t := time.NewTicker(e.dbRefresh)
-	defer t.Stop()
 	for {
+		begin := time.Now()
 		e.runPass(ctx)
+		wait := e.dbRefresh - time.Since(begin)
+		if wait <= 0 {
+			wait = e.dbRefresh
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return
 		case <-t.C:
 		}
@@ -279,18 +291,26 @@ func (e *Exporter) runPass(ctx context.Context) {
 		}
 		done <- ms
 	}()
+	begin := time.Now()
 	e.collectDatabases(pctx, ch)
 	close(ch)
 	ms := <-done
 	if ctx.Err() != nil {
 		return // shutting down: this pass was cut short
 	}
+	took := time.Since(begin)
+	if pctx.Err() != nil {
+		// The databases not reached are absent from this pass (not
+		// reported down) and the collectors report failure.
+		e.logger.Warn("the pass over the databases did not end within --odoo.database-refresh-interval; raise it",
+			"interval", e.dbRefresh, "took", took)
+	}
 	e.passMu.Lock()
-	e.pass = &dbPass{metrics: ms, end: time.Now()}
+	e.pass = &dbPass{metrics: ms, end: time.Now(), took: took}
 	e.passMu.Unlock()
 }
 
-// sendPass sends the last complete pass, if any.
+// sendPass sends the last pass, if any.
 func (e *Exporter) sendPass(ch chan<- prometheus.Metric) {
 	e.passMu.Lock()
 	p := e.pass
@@ -302,6 +322,7 @@ func (e *Exporter) sendPass(ch chan<- prometheus.Metric) {
 		ch <- m
 	}
 	ch <- prometheus.MustNewConstMetric(databasePassDesc, prometheus.GaugeValue, float64(p.end.UnixNano())/1e9)
+	ch <- prometheus.MustNewConstMetric(databasePassDurationDesc, prometheus.GaugeValue, p.took.Seconds())
 }
 
 // Close releases what the collectors hold (e.g. API clients); call it
@@ -351,6 +372,7 @@ func (e *Exporter) describe(ch chan<- *prometheus.Desc) {
 		ch <- databasesDesc
 		if e.dbRefresh > 0 {
 			ch <- databasePassDesc
+			ch <- databasePassDurationDesc
 		}
 	}
 	for _, c := range e.collectors {
@@ -464,7 +486,7 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			up := 1.0
+			up, known := 1.0, true
 			err := e.pg.WithConn(ctx, db, func(q postgres.Queryer) error {
 				for _, n := range e.dbNames {
 					begin := time.Now()
@@ -484,7 +506,11 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 			})
 			if err != nil {
 				var connErr *postgres.ConnectError
-				if errors.As(err, &connErr) {
+				switch {
+				case ctx.Err() != nil:
+					// Not reached before the deadline: not known to be down.
+					known = false
+				case errors.As(err, &connErr):
 					up = 0
 				}
 				mu.Lock()
@@ -495,7 +521,9 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 				}
 				mu.Unlock()
 			}
-			ch <- prometheus.MustNewConstMetric(databaseUpDesc, prometheus.GaugeValue, up, db)
+			if known {
+				ch <- prometheus.MustNewConstMetric(databaseUpDesc, prometheus.GaugeValue, up, db)
+			}
 		}()
 	}
 	wg.Wait()

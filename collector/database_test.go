@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/odoo-exporter/odoo_exporter/postgres"
 )
 
@@ -239,7 +242,7 @@ func TestRediscovery(t *testing.T) {
 
 // TestDatabaseRefresh checks --odoo.database-refresh-interval: the
 // database collectors run in background passes and scrapes answer from
-// the last complete pass, while cluster collectors still run in each
+// the last pass, while cluster collectors still run in each
 // scrape; the background work ends with Run.
 func TestDatabaseRefresh(t *testing.T) {
 	c := newPrivateCluster(t)
@@ -288,6 +291,12 @@ func TestDatabaseRefresh(t *testing.T) {
 	if ts := m.value(t, "odoo_exporter_database_pass_timestamp_seconds"); time.Since(time.Unix(int64(ts), 0)) > time.Minute {
 		t.Errorf("pass timestamp %v is not recent", ts)
 	}
+	if d := m.value(t, "odoo_exporter_database_pass_duration_seconds"); d <= 0 || d > 10 {
+		t.Errorf("pass duration %v, want a few milliseconds", d)
+	}
+	fast, stopFast := start(300 * time.Millisecond)
+	defer stopFast()
+	eventually(t, 10*time.Second, "the fast exporter's first pass", func() bool { return transition(fast, a) == 0 })
 
 	c.Exec(t, a, "UPDATE ir_module_module SET state = 'to upgrade' WHERE name = 'web'")
 	// The next pass is an hour away: scrapes still show the last one.
@@ -296,7 +305,41 @@ func TestDatabaseRefresh(t *testing.T) {
 			t.Fatalf("modules_in_transition = %v before the next pass, want the pass's 0", got)
 		}
 	}
-	fast, stopFast := start(300 * time.Millisecond)
-	defer stopFast()
 	eventually(t, 10*time.Second, "a later pass to see the module in transition", func() bool { return transition(fast, a) == 1 })
+}
+
+// TestDeadlineIsNotDown: databases a scrape or pass did not reach before
+// its deadline are absent from it, not reported down (OdooDatabaseDown
+// fires on odoo_database_up == 0), and the collectors report failure.
+func TestDeadlineIsNotDown(t *testing.T) {
+	c := newPrivateCluster(t)
+	c.OdooDB(t, "17.0")
+	c.OdooDB(t, "18.0")
+	exp := newTestExporter(t, c.DSN("postgres", ""), postgres.AllDatabases, "modules")
+	if got := scrapeOnce(t, exp).value(t, "odoo_databases"); got != 2 { // discovery is now cached
+		t.Fatalf("odoo_databases = %v, want 2", got)
+	}
+	for range 5 {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		ch := make(chan prometheus.Metric, 64)
+		exp.collectDatabases(ctx, ch)
+		close(ch)
+		var success float64 = -1
+		for m := range ch {
+			var pb dto.Metric
+			if err := m.Write(&pb); err != nil {
+				t.Fatal(err)
+			}
+			switch m.Desc() {
+			case databaseUpDesc:
+				t.Errorf("odoo_database_up %v sent for a database not reached before the deadline", pb.GetGauge().GetValue())
+			case scrapeSuccessDesc:
+				success = pb.GetGauge().GetValue()
+			}
+		}
+		if success != 0 {
+			t.Errorf("modules success = %v after the deadline, want 0", success)
+		}
+	}
 }

@@ -39,7 +39,7 @@ var (
 		"How many containers are inspected and read (stats one-shot) at once in a scrape. Docker 20.10 answers a one-shot stats request only at the next tick of its 1 s stats loop, shared by all pending requests: keep this above the number of selected containers so that a scrape waits one tick, not one per batch.").
 		Default("64").Int()
 	dockerStatsMode = kingpin.Flag("collector.docker.stats-mode",
-		"How memory is read: oneshot asks the daemon for one sample per container in each scrape (fresh; Docker 20.10 answers it only at its next 1 s stats tick); stream keeps a stats stream open per running container and answers from the latest sample (at most a tick old; scrapes take the list and inspect time only, and the daemon reads each container's stats every second).").
+		"How memory is read: oneshot asks the daemon for one sample per container in each scrape (fresh; Docker 20.10 answers it only at its next 1 s stats tick); stream keeps a stats stream open per running container and answers from the latest sample (normally about a second old, refused past 10 s; scrapes take the list and inspect time only, and the daemon reads each container's stats every second).").
 		Default(StatsOneShot).Enum(StatsOneShot, StatsStream)
 )
 
@@ -263,6 +263,7 @@ func (c *DockerCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 	if err := c.ready(ctx); err != nil {
 		return err
 	}
+	listed := time.Now()
 	list, err := c.list(ctx)
 	if err != nil {
 		return err
@@ -306,7 +307,7 @@ func (c *DockerCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 				running[s.ID] = true
 			}
 		}
-		c.streams.prune(running)
+		c.streams.prune(running, listed)
 	}
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = ctx.Err()

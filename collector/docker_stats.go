@@ -19,8 +19,8 @@ const (
 	// scrape (stream=0, one-shot=1): fresh, and no cost between scrapes.
 	StatsOneShot = "oneshot"
 	// StatsStream keeps one stats stream (stream=1) open per running
-	// container and answers a scrape from the latest sample, at most one
-	// stats tick (1 s) old.
+	// container and answers a scrape from the latest sample, normally
+	// about one stats tick (1 s) old; a sample older than 10 s is refused.
 	StatsStream = "stream"
 )
 
@@ -30,9 +30,11 @@ const maxStatsValue = 1 << 20
 
 // statsStreams keeps one stats stream open per running container read by
 // the collector and remembers the latest sample of each. A stream ends
-// when its container stops or is removed (the daemon closes it), when the
-// collector no longer lists the container as running (prune), when no
-// scrape read it for idle, and at Close.
+// when the collector no longer lists its container as running (prune: a
+// stopped container's stream goes on with empty samples), when the
+// container is removed (the daemon closes it), when no sample arrived for
+// maxAge (a stalled stream), when no scrape read it for idle, and at
+// Close.
 type statsStreams struct {
 	client *client.Client
 	// idle ends a stream no scrape has read for this long.
@@ -46,6 +48,7 @@ type statsStreams struct {
 
 	mu      sync.Mutex
 	streams map[string]*statsStream
+	closed  bool
 }
 
 // statsStream is the stream of one container.
@@ -96,6 +99,11 @@ func (ss *statsStreams) get(ctx context.Context, id string) (container.StatsResp
 func (ss *statsStreams) open(id string) *statsStream {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if ss.closed {
+		s := &statsStream{cancel: func() {}, first: make(chan struct{}), ended: true, err: errors.New("docker collector closed")}
+		close(s.first)
+		return s
+	}
 	now := time.Now()
 	if s := ss.streams[id]; s != nil {
 		s.mu.Lock()
@@ -140,6 +148,10 @@ func (ss *statsStreams) read(ctx context.Context, id string, s *statsStream) err
 		return err
 	}
 	defer resp.Body.Close()
+	// A stream that sends nothing for maxAge, first sample included, is
+	// ended; the next scrape opens a new one.
+	stalled := time.AfterFunc(ss.maxAge, s.cancel)
+	defer stalled.Stop()
 	lr := &valueLimitReader{r: resp.Body}
 	dec := json.NewDecoder(lr)
 	for {
@@ -151,6 +163,7 @@ func (ss *statsStreams) read(ctx context.Context, id string, s *statsStream) err
 			}
 			return fmt.Errorf("reading the stats stream: %w", err)
 		}
+		stalled.Reset(ss.maxAge)
 		now := time.Now()
 		s.mu.Lock()
 		if s.at.IsZero() {
@@ -165,12 +178,20 @@ func (ss *statsStreams) read(ctx context.Context, id string, s *statsStream) err
 	}
 }
 
-// prune ends the streams of containers not in running.
-func (ss *statsStreams) prune(running map[string]bool) {
+// prune ends the streams of containers not in running, a list taken at
+// listed; a stream read since then (by a concurrent scrape with a newer
+// list) is kept.
+func (ss *statsStreams) prune(running map[string]bool, listed time.Time) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	for id, s := range ss.streams {
-		if !running[id] {
+		if running[id] {
+			continue
+		}
+		s.mu.Lock()
+		recent := !s.used.Before(listed)
+		s.mu.Unlock()
+		if !recent {
 			s.cancel()
 			delete(ss.streams, id)
 		}
@@ -184,8 +205,12 @@ func (ss *statsStreams) len() int {
 	return len(ss.streams)
 }
 
-// close ends every stream and waits for their goroutines.
+// close ends every stream and waits for their goroutines; no stream opens
+// after it.
 func (ss *statsStreams) close() {
+	ss.mu.Lock()
+	ss.closed = true
+	ss.mu.Unlock()
 	ss.cancel()
 	ss.wg.Wait()
 }

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -214,6 +215,12 @@ func testDockerStream(t *testing.T, d *dockertest.Daemon) {
 	if n := h.c.streams.len(); n != 1 {
 		t.Fatalf("%d stats streams open, want 1", n)
 	}
+	// A scrape whose list is older than the stream's last read (a
+	// concurrent scrape that listed before the container started) keeps it.
+	h.c.streams.prune(nil, time.Now().Add(-time.Minute))
+	if n := h.c.streams.len(); n != 1 {
+		t.Fatalf("a stale list pruned a stream read since: %d open", n)
+	}
 	if _, err := app.Alloc(context.Background(), 100); err != nil {
 		t.Fatal(err)
 	}
@@ -254,6 +261,31 @@ func testDockerStream(t *testing.T, d *dockertest.Daemon) {
 			m.value(t, "odoo_exporter_collector_success", "collector", "docker"), h.c.streams.len())
 	}
 	h.shutdown(t)
+
+	// A stream whose daemon stops answering is ended after 10 s without a
+	// sample, and opened again once the daemon answers.
+	app2 := runApp(t, d, dockertest.AppConfig{Name: "odoo-stream-2", Labels: map[string]string{"case": "stream"}})
+	proxy := newSocketProxy(t, strings.TrimPrefix(d.Host(), "unix://"))
+	opts.Host = "unix://" + proxy.path
+	opts.StatsIdle = time.Hour
+	h = newDockerHarness(t, opts)
+	lv2 := []string{"name", "odoo-stream-2", "service", "odoo-stream-2"}
+	if m := h.scrape(t); !m.has("odoo_container_memory_working_set_bytes", lv2...) || h.c.streams.len() != 1 {
+		t.Fatalf("no streamed sample through the proxy (%d streams):\n%s", h.c.streams.len(), m.names())
+	}
+	proxy.frozen.Store(true)
+	eventually(t, 20*time.Second, "the stalled stream to end", func() bool { return h.c.streams.len() == 0 })
+	proxy.frozen.Store(false)
+	eventually(t, 20*time.Second, "a new stream after the stall", func() bool {
+		m := h.scrape(t)
+		return m.value(t, "odoo_exporter_collector_success", "collector", "docker") == 1 &&
+			m.has("odoo_container_memory_working_set_bytes", lv2...) && h.c.streams.len() == 1
+	})
+	h.shutdown(t)
+	// No stream opens after Close (a scrape still in flight at shutdown).
+	if _, err := h.c.streams.get(context.Background(), app2.ID); err == nil || h.c.streams.len() != 0 {
+		t.Errorf("a stream opened after Close: err %v, %d open", err, h.c.streams.len())
+	}
 	eventually(t, 10*time.Second, "no stats stream goroutine left", func() bool {
 		return !strings.Contains(allGoroutines(), "(*statsStreams)")
 	})
@@ -569,11 +601,13 @@ func dockerGoroutines() string {
 }
 
 // socketProxy forwards a unix socket to another, and can cut every
-// connection and refuse new ones, as a network failure would.
+// connection and refuse new ones, as a network failure would, or freeze
+// the daemon's answers, as a stalled daemon or connection would.
 type socketProxy struct {
 	t      *testing.T
 	path   string
 	target string
+	frozen atomic.Bool
 	mu     sync.Mutex
 	l      net.Listener
 	conns  []net.Conn
@@ -614,9 +648,28 @@ func (p *socketProxy) restore() {
 			p.conns = append(p.conns, c, up)
 			p.mu.Unlock()
 			go func() { _, _ = io.Copy(up, c); up.Close() }()
-			go func() { _, _ = io.Copy(c, up); c.Close() }()
+			go func() { p.forward(c, up); c.Close() }()
 		}
 	}()
+}
+
+// forward copies the daemon's answers, holding them while frozen.
+func (p *socketProxy) forward(dst io.Writer, src io.Reader) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		for p.frozen.Load() {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (p *socketProxy) cut() {

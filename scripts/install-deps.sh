@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, when missing: PostgreSQL
 # (ephemeral clusters), Docker's engine (docker.io), nginx, Prometheus
-# (promtool, e2e) and Alertmanager. Safe to run again: it installs only what
+# (promtool, e2e), Alertmanager, and a C compiler (go test -race needs cgo). Safe to run again: it installs only what
 # is missing. Needs root (or sudo) on Debian/Ubuntu.
 set -euo pipefail
 
@@ -12,6 +12,7 @@ have dockerd || need+=(docker.io)
 have nginx || [ -x /usr/sbin/nginx ] || need+=(nginx)
 have promtool || need+=(prometheus)
 have prometheus-alertmanager || need+=(prometheus-alertmanager)
+have gcc || need+=(gcc libc6-dev)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: all test dependencies present"

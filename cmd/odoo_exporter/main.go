@@ -64,7 +64,7 @@ func run() int {
 				Default("").String()
 		discovery = kingpin.Flag("odoo.database-discovery-interval", "How often the Odoo databases are re-discovered with --odoo.database=all.").
 				Default("5m").Duration()
-		refresh = kingpin.Flag("odoo.database-refresh-interval", "0 runs the per-database collectors (cron, modules, asset_attachments) in every scrape. Above 0 they run in the background, one pass over every database each interval (a pass may last the interval at most), and scrapes answer from the last complete pass: for clusters of many databases, where a pass opens one session per database (odoo_exporter_database_pass_timestamp_seconds tells its age).").
+		refresh = kingpin.Flag("odoo.database-refresh-interval", "0 runs the per-database collectors (cron, modules, asset_attachments) in every scrape. Above 0 they run in the background, one pass over every database each interval (a pass may last the interval at most), and scrapes answer from the last pass (absent until the first ends): for clusters of many databases, where a pass opens one session per database (odoo_exporter_database_pass_timestamp_seconds tells its age).").
 			Default("0s").Duration()
 		toolkitFlags = kingpinflag.AddFlags(kingpin.CommandLine, ":9769")
 	)
@@ -160,7 +160,9 @@ func run() int {
 	}
 
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	shutdownDone := make(chan struct{})
 	go func() {
+		defer close(shutdownDone)
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -170,6 +172,9 @@ func run() int {
 		logger.Error("HTTP server failed", "err", err)
 		return 1
 	}
+	// ListenAndServe returns as Shutdown begins: let the scrapes in
+	// flight end before the collectors are closed.
+	<-shutdownDone
 	return 0
 }
 
