@@ -206,10 +206,12 @@ const cronLockersSQL = `SELECT a.datname, a.xact_start,
     WHERE l.pid = a.pid AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted LIMIT 1),
   ARRAY(SELECT l.relation::int8 FROM pg_catalog.pg_locks l
     WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted),
-  CASE WHEN a.state LIKE 'idle in transaction%' AND a.query ~* 'from\s+ir_cron\M'
-    AND a.query ~* 'for\s+(no\s+key\s+)?update'
-  THEN substring(a.query FROM '(?:\mcron_id\s*=\s*|\mid\s*=\s*|\mid\s+in\s*\(\s*)(\d+)')::int8 END
-FROM pg_catalog.pg_stat_activity a
+  CASE WHEN w.worker
+  THEN substring(a.query FROM '(?:\mcron_id\s*=\s*|\mid\s*=\s*|\mid\s+in\s*\(\s*)(\d+)')::int8 END,
+  w.worker
+FROM pg_catalog.pg_stat_activity a,
+  LATERAL (SELECT coalesce(a.state LIKE 'idle in transaction%' AND a.query ~* 'from\s+"?ir_cron\M'
+    AND a.query ~* 'for\s+(no\s+key\s+)?update', false) AS worker) w
 WHERE a.datname = ANY($1) AND a.backend_type = 'client backend'
   AND a.xact_start IS NOT NULL AND a.pid <> pg_backend_pid()`
 
@@ -219,6 +221,10 @@ type cronLocker struct {
 	xid       string
 	relations map[int64]bool
 	job       int64 // from the cron worker's query text; 0 when none
+	// worker: the session looks like Odoo's cron worker holding a job
+	// (idle in transaction, last statement SELECT ... FROM ir_cron ...
+	// FOR [NO KEY] UPDATE).
+	worker bool
 }
 
 // cronLockers are the lockers of one scrape, by database.
@@ -241,7 +247,7 @@ func (c *CronCollector) PrepareCluster(ctx context.Context, q postgres.Queryer, 
 			rels []int64
 			job  *int64
 		)
-		if err := rows.Scan(&db, &l.xactStart, &xid, &rels, &job); err != nil {
+		if err := rows.Scan(&db, &l.xactStart, &xid, &rels, &job, &l.worker); err != nil {
 			return nil, err
 		}
 		if xid != nil {
@@ -260,15 +266,18 @@ func (c *CronCollector) PrepareCluster(ctx context.Context, q postgres.Queryer, 
 }
 
 // running returns, for each job id held, the start of the holding
-// transaction: the job's row xmax is the transaction id of a backend that
-// holds a lock on ir_cron (this rules out a multixact id that happens to
-// equal an unrelated transaction id), or the job is named by the cron
-// worker's session (when a trigger's foreign key also share-locks the row,
-// xmax is a multixact and the first test misses it).
+// transaction. Only sessions that look like Odoo's cron worker holding a
+// job count (a long transaction that inserted a trigger for the job also
+// puts its id in the row's xmax and locks ir_cron, but runs nothing); of
+// those, the job is the row whose xmax is the session's transaction id
+// and which it holds a lock on ir_cron for (this rules out a multixact id
+// that happens to equal an unrelated transaction id), or the job named in
+// its query (when a trigger's foreign key also share-locks the row, xmax
+// is a multixact and the first test misses it).
 func (l cronLockers) running(db string, cronOID int64, xmax map[string]int64, now time.Time) map[int64]float64 {
 	held := map[int64]float64{}
 	for _, k := range l[db] {
-		if !k.relations[cronOID] {
+		if !k.worker || !k.relations[cronOID] {
 			continue
 		}
 		secs := now.Sub(k.xactStart).Seconds()

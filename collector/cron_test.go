@@ -244,3 +244,21 @@ func TestCronRunningSQLReadsOnly(t *testing.T) {
 		}
 	}
 }
+
+// TestCronTriggerInsertIsNotRunning: a long transaction that only inserted
+// a trigger for a job (an import, an upgrade) has its transaction id in the
+// job row's xmax (the foreign key's KEY SHARE lock) and a lock on ir_cron,
+// like a cron worker; the job is not running for all that.
+func TestCronTriggerInsertIsNotRunning(t *testing.T) {
+	db := cluster.OdooDB(t, "17.0")
+	id := addCron(t, db, "17.0", "Triggered job", "now() AT TIME ZONE 'UTC' + interval '1 hour'")
+	exp := newTestExporter(t, cluster.DSN(db, ""), "", "cron")
+	other := cluster.Connect(t, db)
+	mustExec(t, other, "BEGIN")
+	mustExec(t, other, "INSERT INTO ir_cron_trigger (cron_id, call_at) VALUES ($1, now() AT TIME ZONE 'UTC' + interval '1 hour')", id)
+	t.Cleanup(func() { other.Exec(context.Background(), "ROLLBACK") })
+	m := scrapeOnce(t, exp)
+	if got := m.value(t, "odoo_cron_running_jobs", "database", db); got != 0 {
+		t.Errorf("odoo_cron_running_jobs = %v with only a trigger insert open, want 0", got)
+	}
+}

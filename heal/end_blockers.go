@@ -80,15 +80,16 @@ const stillBlocking = `a.pid IN (SELECT unnest(pg_blocking_pids(w.pid)) FROM pg_
 	WHERE w.datname = current_database() AND w.wait_event_type = 'Lock')`
 
 // waitStart returns the expression of when backend w started to wait:
-// pg_locks.waitstart from PostgreSQL 14, else (an overestimate of the
-// wait) the start of its query.
+// pg_locks.waitstart from PostgreSQL 14 (now() while it is not set yet, or
+// when the wait ended between the two reads: a wait of 0, never the query's
+// age), else (an overestimate of the wait) the start of its query.
 func waitStart(ctx context.Context, conn *pgx.Conn) (string, error) {
 	var v int
 	if err := conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&v); err != nil {
 		return "", fmt.Errorf("reading the server version: %w", err)
 	}
 	if v >= 140000 {
-		return `coalesce((SELECT min(l.waitstart) FROM pg_locks l WHERE l.pid = w.pid AND NOT l.granted), w.query_start)`, nil
+		return `coalesce((SELECT min(l.waitstart) FROM pg_locks l WHERE l.pid = w.pid AND NOT l.granted), now())`, nil
 	}
 	return `w.query_start`, nil
 }

@@ -143,7 +143,7 @@ func (h *Healer) Handle(m *Message) ([]AlertResult, error) {
 		case a.Status != StatusFiring:
 			res.Outcome, res.Rule, res.Reason = OutcomeResolved, rule.Name, "resolved alerts never act"
 		default:
-			res = h.admit(now, h.cfg, rule, a, a.Key(), res)
+			res = h.admit(now, h.cfg, rule, a, a.Key(), res, false)
 		}
 		h.opts.Metrics.alerts.WithLabelValues(res.Outcome).Inc()
 		out = append(out, res)
@@ -152,8 +152,9 @@ func (h *Healer) Handle(m *Message) ([]AlertResult, error) {
 }
 
 // admit applies the safety checks to rule for alert a and, when they
-// pass, starts the action. h.mu is held.
-func (h *Healer) admit(now time.Time, cfg *Config, rule *Rule, a Alert, key string, res AlertResult) AlertResult {
+// pass, starts the action; dryParent makes it a dry run (the follow-up of
+// a dry run is dry too). h.mu is held.
+func (h *Healer) admit(now time.Time, cfg *Config, rule *Rule, a Alert, key string, res AlertResult, dryParent bool) AlertResult {
 	res.Rule = rule.Name
 	seenKey := rule.Name + "|" + key
 	if _, dup := h.seen[seenKey]; dup {
@@ -161,7 +162,7 @@ func (h *Healer) admit(now time.Time, cfg *Config, rule *Rule, a Alert, key stri
 		return res
 	}
 	res.Outcome = OutcomeAccepted
-	dry := cfg.DryRun || rule.DryRun
+	dry := cfg.DryRun || rule.DryRun || dryParent
 	target, err := rule.target(a)
 	if err != nil {
 		res.Result, res.Reason = ResultRejectedTarget, err.Error()
@@ -204,7 +205,7 @@ func (h *Healer) admit(now time.Time, cfg *Config, rule *Rule, a Alert, key stri
 		delete(h.busy, busyKey)
 		if rule.FollowUp != "" && (result == ResultSuccess || result == ResultDryRun) && !h.closed {
 			if f := cfg.Rule(rule.FollowUp); f != nil {
-				fr := h.admit(time.Now(), cfg, f, a, key, AlertResult{Alert: a.Name(), Fingerprint: a.Fingerprint})
+				fr := h.admit(time.Now(), cfg, f, a, key, AlertResult{Alert: a.Name(), Fingerprint: a.Fingerprint}, dry)
 				h.logger.Info("follow-up", "rule", rule.Name, "follow_up", f.Name, "result", fr.Result, "reason", fr.Reason)
 			}
 		}

@@ -425,3 +425,31 @@ rules:
 		t.Errorf("rows %d %d, audit %+v", assetCount(t, db), assetCount(t, db2), th.auditRecords(t))
 	}
 }
+
+// TestHealerFollowUpOfDryRun: the follow_up of a dry-run rule is a dry run
+// too, even when the follow-up rule itself is not dry.
+func TestHealerFollowUpOfDryRun(t *testing.T) {
+	t.Parallel()
+	db, db2 := odooDB(t), odooDB(t)
+	cluster.Exec(t, db, assetFixture)
+	cluster.Exec(t, db2, assetFixture)
+	before, before2 := assetCount(t, db), assetCount(t, db2)
+	th := newTestHealer(t, fmt.Sprintf(`
+verify_interval: 50ms
+rules:
+  - name: assets
+    match: {heal: clear_assets}
+    action: clear_assets
+    dry_run: true
+    targets: [%s]
+    follow_up: then
+  - name: then
+    action: clear_assets
+    target: %s
+`, db, db2))
+	th.post(t, payload(firing("OdooAssetsBroken", "fp1", db)))
+	th.Wait()
+	if assetCount(t, db) != before || assetCount(t, db2) != before2 || th.actions("clear_assets", ResultDryRun) != 2 {
+		t.Errorf("rows %d %d (want %d %d), audit %+v", assetCount(t, db), assetCount(t, db2), before, before2, th.auditRecords(t))
+	}
+}

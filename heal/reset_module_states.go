@@ -57,23 +57,23 @@ func (r *ResetModuleStates) Run(ctx context.Context, env *Env, db string, dryRun
 	minAge := time.Duration(r.p.MinAge).Seconds()
 	err := env.PG.withConn(ctx, db, func(conn *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			var recent int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM ir_module_module WHERE state IN ('to install', 'to upgrade', 'to remove') AND NOT (`+moduleAge+`)`, minAge).Scan(&recent); err != nil {
-				return fmt.Errorf("reading module states: %w", err)
+			// Lock every module in a 'to ...' state first (NOWAIT: a running
+			// install or upgrade holds them), then judge their ages on the
+			// locked set. A dry run only reads.
+			lock := " FOR UPDATE NOWAIT"
+			if dryRun {
+				lock = ""
 			}
-			if recent > 0 {
-				rep.Nothing("%d module(s) of database %q were marked for install/upgrade/removal less than %s ago: an operation may be running, nothing reset", recent, db, r.p.MinAge)
-				return nil
-			}
-			rows, err := tx.Query(ctx, `SELECT id, name, state FROM ir_module_module
-				WHERE state IN ('to install', 'to upgrade', 'to remove') AND `+moduleAge+`
-				ORDER BY name FOR UPDATE NOWAIT`, minAge)
+			rows, err := tx.Query(ctx, `SELECT id, name, state, `+moduleAge+` FROM ir_module_module
+				WHERE state IN ('to install', 'to upgrade', 'to remove')
+				ORDER BY name`+lock, minAge)
 			if err != nil {
 				return fmt.Errorf("locking stuck modules: %w", err)
 			}
 			type mod struct {
 				ID          int64
 				Name, State string
+				Old         bool
 			}
 			mods, err := pgx.CollectRows(rows, pgx.RowToStructByPos[mod])
 			if err != nil {
@@ -81,6 +81,16 @@ func (r *ResetModuleStates) Run(ctx context.Context, env *Env, db string, dryRun
 			}
 			if len(mods) == 0 {
 				rep.Nothing("no module of database %q is stuck in 'to install', 'to upgrade' or 'to remove'", db)
+				return nil
+			}
+			recent := 0
+			for _, m := range mods {
+				if !m.Old {
+					recent++
+				}
+			}
+			if recent > 0 {
+				rep.Nothing("%d module(s) of database %q were marked for install/upgrade/removal less than %s ago: an operation may be running, nothing reset", recent, db, r.p.MinAge)
 				return nil
 			}
 			var ids []int64

@@ -77,3 +77,29 @@ func TestResetModuleStates(t *testing.T) {
 		})
 	}
 }
+
+// TestResetModuleStatesBehindALock: while another transaction holds a
+// stuck module's row (a running upgrade), the action refuses at once
+// (NOWAIT) and changes nothing; its dry run takes no row lock, so it
+// reports what it would do.
+func TestResetModuleStatesBehindALock(t *testing.T) {
+	t.Parallel()
+	db := odooDB(t)
+	cluster.Exec(t, db, `UPDATE ir_module_module SET state = 'to upgrade', write_date = (now() AT TIME ZONE 'utc') - interval '2 hours' WHERE name = 'mail'`)
+	upgrade := connectAs(t, db, odooRole)
+	upgrade.exec(`BEGIN`)
+	upgrade.exec(`SELECT id FROM ir_module_module WHERE name = 'mail' FOR UPDATE`)
+	before := moduleStates(t, db)
+	a := &ResetModuleStates{ResetModuleStatesParams{MinAge: model.Duration(time.Hour)}}
+
+	rep, _, err := runAction(t, a, testEnv(t), db, true)
+	if err != nil || !hasStep(rep, "would reset module states") {
+		t.Errorf("dry run behind a row lock: err %v, steps %q", err, rep.Steps())
+	}
+	if _, _, err := runAction(t, a, testEnv(t), db, false); err == nil {
+		t.Error("the action went ahead while an upgrade holds the module's row")
+	}
+	if got := moduleStates(t, db); !maps.Equal(got, before) {
+		t.Errorf("states %v, want %v", got, before)
+	}
+}

@@ -54,13 +54,15 @@ type UnlockCronParams struct {
 // locked FOR NO KEY UPDATE — FOR UPDATE in 14.0 — for the whole run) for
 // longer than a limit, so that the job can run again.
 //
-// Detection takes no lock: the row's xmax is the transaction id of a
-// granted transactionid lock whose backend also holds a lock on ir_cron.
-// When another transaction shares the row (a KEY SHARE lock from an
-// ir_cron_trigger insert), xmax is a multixact and this misses; then the
-// cron worker's own session is recognised instead: idle in transaction,
-// holding RowShareLock on ir_cron, its last statement a SELECT ... FROM
-// ir_cron ... FOR [NO KEY] UPDATE.
+// Detection takes no lock. Only the cron worker's own session is ended:
+// idle in transaction (the job itself runs in a second cursor), holding a
+// lock on ir_cron, its last statement a SELECT ... FROM ir_cron ... FOR
+// [NO KEY] UPDATE. The row's xmax, when it is that session's transaction
+// id, names the job; when another transaction shares the row (a KEY SHARE
+// lock from an ir_cron_trigger insert), xmax is a multixact and the job is
+// "unknown". A transaction whose xmax is on the row only because it
+// inserted a trigger (KEY SHARE, the same relation lock) is not a cron
+// worker and is left alone: pg_locks cannot tell the row lock's mode.
 type UnlockCron struct{ p UnlockCronParams }
 
 const cronLockersSQL = `WITH lockers AS (
@@ -71,15 +73,15 @@ const cronLockersSQL = `WITH lockers AS (
 	SELECT NULL, a.pid
 	FROM pg_stat_activity a
 	WHERE a.datname = current_database()
-		AND a.state = 'idle in transaction'
-		AND a.query ~* 'from\s+"?ir_cron"?\s'
-		AND a.query ~* 'for\s+(no\s+key\s+)?update'
 )
 SELECT a.pid, a.backend_start, a.xact_start, coalesce(a.state, ''), coalesce(a.usename, ''), coalesce(a.application_name, ''),
 	extract(epoch FROM now() - a.xact_start)::float8,
 	format('holding the row lock of cron job(s) %s for %ss', coalesce(array_to_string(array_agg(DISTINCT k.cron_id) FILTER (WHERE k.cron_id IS NOT NULL), ','), 'unknown (cron worker session)'), round(extract(epoch FROM now() - a.xact_start)::numeric, 1))
 FROM lockers k JOIN pg_stat_activity a ON a.pid = k.pid
 WHERE a.xact_start <= now() - make_interval(secs => $1)
+	AND a.state = 'idle in transaction'
+	AND a.query ~* 'from\s+"?ir_cron\M'
+	AND a.query ~* 'for\s+(no\s+key\s+)?update'
 	AND EXISTS (SELECT 1 FROM pg_locks rl WHERE rl.pid = a.pid AND rl.locktype = 'relation' AND rl.granted
 		AND rl.relation = 'ir_cron'::regclass AND rl.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
 	AND ` + safeBackend + `

@@ -90,15 +90,23 @@ func TestUnlockCron(t *testing.T) {
 }
 
 func TestUnlockCronLeavesOthersAlone(t *testing.T) {
+	const workerLock = `SELECT * FROM ir_cron WHERE id in ($1) FOR NO KEY UPDATE SKIP LOCKED`
+	// A long transaction (an import, an upgrade) that created a trigger for
+	// the job: its foreign key check KEY SHARE-locks the row, so xmax is
+	// its transaction id and it holds RowShareLock on ir_cron, but it is
+	// not the cron worker and does not keep the job from running.
+	const triggerInsert = `INSERT INTO ir_cron_trigger (cron_id, call_at) VALUES ($1, now() AT TIME ZONE 'utc')`
 	for _, tc := range []struct {
 		name   string
 		params UnlockCronParams
 		user   string
+		lock   string
 		dry    bool
 	}{
-		{"lock younger than min_running", UnlockCronParams{MinRunning: model.Duration(time.Hour)}, odooRole, false},
-		{"superuser lock", UnlockCronParams{MinRunning: model.Duration(200 * time.Millisecond)}, "postgres", false},
-		{"dry run", UnlockCronParams{MinRunning: model.Duration(200 * time.Millisecond)}, odooRole, true},
+		{"lock younger than min_running", UnlockCronParams{MinRunning: model.Duration(time.Hour)}, odooRole, workerLock, false},
+		{"superuser lock", UnlockCronParams{MinRunning: model.Duration(200 * time.Millisecond)}, "postgres", workerLock, false},
+		{"dry run", UnlockCronParams{MinRunning: model.Duration(200 * time.Millisecond)}, odooRole, workerLock, true},
+		{"trigger insert, not the cron worker", UnlockCronParams{MinRunning: model.Duration(200 * time.Millisecond)}, odooRole, triggerInsert, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -106,7 +114,7 @@ func TestUnlockCronLeavesOthersAlone(t *testing.T) {
 			id := newCron(t, db)
 			w := connectAs(t, db, tc.user)
 			w.exec(`BEGIN`)
-			w.exec(`SELECT * FROM ir_cron WHERE id in ($1) FOR NO KEY UPDATE SKIP LOCKED`, id)
+			w.exec(tc.lock, id)
 			time.Sleep(300 * time.Millisecond)
 			tc.params.Grace, tc.params.MaxBackends = model.Duration(time.Second), 2
 			rep, verify, err := runAction(t, &UnlockCron{tc.params}, testEnv(t), db, tc.dry)
