@@ -10,6 +10,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/odoo-exporter/odoo_exporter/internal/odoosql"
 	"github.com/odoo-exporter/odoo_exporter/postgres"
 )
 
@@ -210,8 +211,7 @@ const cronLockersSQL = `SELECT a.datname, a.xact_start,
   THEN substring(a.query FROM '(?:\mcron_id\s*=\s*|\mid\s*=\s*|\mid\s+in\s*\(\s*)(\d+)')::int8 END,
   w.worker
 FROM pg_catalog.pg_stat_activity a,
-  LATERAL (SELECT coalesce(a.state LIKE 'idle in transaction%' AND a.query ~* 'from\s+"?ir_cron\M'
-    AND a.query ~* 'for\s+(no\s+key\s+)?update', false) AS worker) w
+  LATERAL (SELECT coalesce(a.state LIKE 'idle in transaction%' AND ` + odoosql.CronWorkerStatement + `, false) AS worker) w
 WHERE a.datname = ANY($1) AND a.backend_type = 'client backend'
   AND a.xact_start IS NOT NULL AND a.pid <> pg_backend_pid()`
 

@@ -401,55 +401,40 @@ func counterValue(c prometheus.Counter) float64 {
 }
 
 // TestHealerFollowUp: a rule's follow_up runs after it succeeded, on the
-// follow-up rule's fixed target.
+// follow-up rule's fixed target; the follow_up of a dry-run rule is a dry
+// run too, even when the follow-up rule itself is not dry.
 func TestHealerFollowUp(t *testing.T) {
-	t.Parallel()
-	db, db2 := odooDB(t), odooDB(t)
-	cluster.Exec(t, db, assetFixture)
-	cluster.Exec(t, db2, assetFixture)
-	th := newTestHealer(t, fmt.Sprintf(`
+	for _, tc := range []struct {
+		name string
+		dry  bool
+	}{{"acting", false}, {"dry run", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db, db2 := odooDB(t), odooDB(t)
+			cluster.Exec(t, db, assetFixture)
+			cluster.Exec(t, db2, assetFixture)
+			want, want2, result := 0, 0, ResultSuccess
+			if tc.dry {
+				want, want2, result = assetCount(t, db), assetCount(t, db2), ResultDryRun
+			}
+			th := newTestHealer(t, fmt.Sprintf(`
 verify_interval: 50ms
 rules:
   - name: assets
     match: {heal: clear_assets}
     action: clear_assets
+    dry_run: %t
     targets: [%s]
     follow_up: then
   - name: then
     action: clear_assets
     target: %s
-`, db, db2))
-	th.post(t, payload(firing("OdooAssetsBroken", "fp1", db)))
-	th.Wait()
-	if assetCount(t, db) != 0 || assetCount(t, db2) != 0 || th.actions("clear_assets", ResultSuccess) != 2 {
-		t.Errorf("rows %d %d, audit %+v", assetCount(t, db), assetCount(t, db2), th.auditRecords(t))
-	}
-}
-
-// TestHealerFollowUpOfDryRun: the follow_up of a dry-run rule is a dry run
-// too, even when the follow-up rule itself is not dry.
-func TestHealerFollowUpOfDryRun(t *testing.T) {
-	t.Parallel()
-	db, db2 := odooDB(t), odooDB(t)
-	cluster.Exec(t, db, assetFixture)
-	cluster.Exec(t, db2, assetFixture)
-	before, before2 := assetCount(t, db), assetCount(t, db2)
-	th := newTestHealer(t, fmt.Sprintf(`
-verify_interval: 50ms
-rules:
-  - name: assets
-    match: {heal: clear_assets}
-    action: clear_assets
-    dry_run: true
-    targets: [%s]
-    follow_up: then
-  - name: then
-    action: clear_assets
-    target: %s
-`, db, db2))
-	th.post(t, payload(firing("OdooAssetsBroken", "fp1", db)))
-	th.Wait()
-	if assetCount(t, db) != before || assetCount(t, db2) != before2 || th.actions("clear_assets", ResultDryRun) != 2 {
-		t.Errorf("rows %d %d (want %d %d), audit %+v", assetCount(t, db), assetCount(t, db2), before, before2, th.auditRecords(t))
+`, tc.dry, db, db2))
+			th.post(t, payload(firing("OdooAssetsBroken", "fp1", db)))
+			th.Wait()
+			if assetCount(t, db) != want || assetCount(t, db2) != want2 || th.actions("clear_assets", result) != 2 {
+				t.Errorf("rows %d %d (want %d %d), audit %+v", assetCount(t, db), assetCount(t, db2), want, want2, th.auditRecords(t))
+			}
+		})
 	}
 }

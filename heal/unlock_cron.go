@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/odoo-exporter/odoo_exporter/internal/odoosql"
 )
 
 func init() {
@@ -80,8 +82,7 @@ SELECT a.pid, a.backend_start, a.xact_start, coalesce(a.state, ''), coalesce(a.u
 FROM lockers k JOIN pg_stat_activity a ON a.pid = k.pid
 WHERE a.xact_start <= now() - make_interval(secs => $1)
 	AND a.state = 'idle in transaction'
-	AND a.query ~* 'from\s+"?ir_cron\M'
-	AND a.query ~* 'for\s+(no\s+key\s+)?update'
+	AND ` + odoosql.CronWorkerStatement + `
 	AND EXISTS (SELECT 1 FROM pg_locks rl WHERE rl.pid = a.pid AND rl.locktype = 'relation' AND rl.granted
 		AND rl.relation = 'ir_cron'::regclass AND rl.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
 	AND ` + safeBackend + `

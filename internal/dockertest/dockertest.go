@@ -141,16 +141,6 @@ func (d *Daemon) Host() string { return "unix://" + filepath.Join(d.dir, "docker
 // survives Stop and Start.
 func (d *Daemon) Client() *client.Client { return d.client }
 
-// Pid is the process ID of the running dockerd, 0 when it is stopped.
-func (d *Daemon) Pid() int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.cmd == nil || d.cmd.Process == nil {
-		return 0
-	}
-	return d.cmd.Process.Pid
-}
-
 // Dir is the daemon's temporary directory (its log is dockerd.log there).
 func (d *Daemon) Dir() string { return d.dir }
 
