@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
 	"gopkg.in/yaml.v3"
 )
@@ -60,6 +61,9 @@ type DockerAPI interface {
 	ContainerInspect(ctx context.Context, name string) (container.InspectResponse, error)
 	ContainerRestart(ctx context.Context, name string, options container.StopOptions) error
 	ContainerKill(ctx context.Context, name, signal string) error
+	ContainerExecCreate(ctx context.Context, container string, options container.ExecOptions) (container.ExecCreateResponse, error)
+	ContainerExecAttach(ctx context.Context, execID string, config container.ExecAttachOptions) (types.HijackedResponse, error)
+	ContainerExecInspect(ctx context.Context, execID string) (container.ExecInspect, error)
 }
 
 // Report collects what an action did or would do.
@@ -67,6 +71,7 @@ type Report struct {
 	mu      sync.Mutex
 	steps   []string
 	nothing bool
+	acted   bool
 }
 
 // Step records one thing done (or, in a dry run, planned).
@@ -74,6 +79,22 @@ func (r *Report) Step(format string, args ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.steps = append(r.steps, fmt.Sprintf(format, args...))
+}
+
+// Acted records a step that changed something (a signal sent, a row
+// deleted, a container restarted): the episode has acted, its cooldown
+// starts and it never acts again.
+func (r *Report) Acted(format string, args ...any) {
+	r.Step(format, args...)
+	r.mu.Lock()
+	r.acted = true
+	r.mu.Unlock()
+}
+
+func (r *Report) hasActed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.acted
 }
 
 // Nothing records that the action found nothing to do.

@@ -26,7 +26,9 @@ type AuditRecord struct {
 }
 
 // AuditLog writes AuditRecords as JSON lines. It is safe for concurrent
-// use; Reopen supports log rotation.
+// use. Before each write it checks that the file at its path is still
+// the one it writes to, and reopens it when it was removed or rotated
+// (renamed away); Reopen (SIGHUP) does the same on demand.
 type AuditLog struct {
 	mu   sync.Mutex
 	path string
@@ -51,12 +53,16 @@ func (a *AuditLog) Reopen() error {
 	if a.path == "" {
 		return nil
 	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.reopenLocked()
+}
+
+func (a *AuditLog) reopenLocked() error {
 	f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
 	if err != nil {
 		return fmt.Errorf("opening the audit log: %w", err)
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
 	if a.f != nil {
 		a.f.Close()
 	}
@@ -73,8 +79,27 @@ func (a *AuditLog) Write(r AuditRecord) error {
 	b = append(b, '\n')
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.path != "" && a.moved() {
+		if err := a.reopenLocked(); err != nil {
+			return err
+		}
+	}
 	_, err = a.w.Write(b)
 	return err
+}
+
+// moved reports whether the path no longer names the open file (removed,
+// or renamed by a log rotation).
+func (a *AuditLog) moved() bool {
+	if a.f == nil {
+		return true
+	}
+	open, err := a.f.Stat()
+	if err != nil {
+		return true
+	}
+	cur, err := os.Stat(a.path)
+	return err != nil || !os.SameFile(open, cur)
 }
 
 // Close closes the file.

@@ -90,9 +90,9 @@ func endBackends(ctx context.Context, conn *pgx.Conn, bs []backend, grace time.D
 		case !ok:
 			rep.Step("left pid %d alone: it no longer matches", b.PID)
 		case terminate:
-			rep.Step("terminated %s", b)
+			rep.Acted("terminated %s", b)
 		default:
-			rep.Step("cancelled %s", b)
+			rep.Acted("cancelled %s", b)
 			cancelled = append(cancelled, b)
 		}
 	}
@@ -110,7 +110,7 @@ func endBackends(ctx context.Context, conn *pgx.Conn, bs []backend, grace time.D
 			return err
 		}
 		if ok {
-			rep.Step("terminated pid %d: still matching %s after the cancel", b.PID, grace)
+			rep.Acted("terminated pid %d: still matching %s after the cancel", b.PID, grace)
 		} else {
 			rep.Step("pid %d released after the cancel: not terminated", b.PID)
 		}

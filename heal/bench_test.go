@@ -27,7 +27,7 @@ func BenchmarkServeHTTPDuplicate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := New(cfg, Options{Metrics: NewMetrics(prometheus.NewRegistry()), Audit: must(NewAuditLog("", io.Discard)), Env: &Env{}})
+	h := must(New(cfg, Options{Metrics: NewMetrics(prometheus.NewRegistry()), Audit: must(NewAuditLog("", io.Discard)), Env: &Env{}}))
 	serve := func() int {
 		req := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(amPayload))
 		w := httptest.NewRecorder()

@@ -73,7 +73,7 @@ func (c *ClearAssets) Run(ctx context.Context, env *Env, db string, dryRun bool,
 			if tag.RowsAffected() > int64(c.p.MaxRows) {
 				return fmt.Errorf("the delete matched %d asset-bundle attachments, more than max_rows %d: rolled back", tag.RowsAffected(), c.p.MaxRows)
 			}
-			rep.Step("deleted %d asset-bundle attachment(s) (url LIKE '/web/assets/%%', res_model 'ir.ui.view') of database %q in one transaction; Odoo rebuilds them on the next request; other workers' caches need a recycle (follow_up: recycle_workers)", tag.RowsAffected(), db)
+			rep.Acted("deleted %d asset-bundle attachment(s) (url LIKE '/web/assets/%%', res_model 'ir.ui.view') of database %q in one transaction; Odoo rebuilds them on the next request; other workers' caches need a recycle (follow_up: recycle_workers)", tag.RowsAffected(), db)
 			return nil
 		})
 	})

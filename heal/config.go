@@ -25,6 +25,9 @@ type Config struct {
 	MaxActionsPerHour int `yaml:"max_actions_per_hour"`
 	// VerifyInterval is the pause between two verify checks.
 	VerifyInterval model.Duration `yaml:"verify_interval"`
+	// SeenTTL is how long a completed alert episode is remembered (so that
+	// Alertmanager's re-sends of it are duplicates); default 48h.
+	SeenTTL model.Duration `yaml:"episode_ttl"`
 	// Defaults apply to every rule that leaves a field unset.
 	Defaults RuleDefaults `yaml:"defaults"`
 	// Rules map alerts to actions. The first matching rule wins.
@@ -33,10 +36,15 @@ type Config struct {
 
 // RuleDefaults are the rule settings that have a default.
 type RuleDefaults struct {
-	Cooldown          model.Duration `yaml:"cooldown"`
-	MaxActionsPerHour int            `yaml:"max_actions_per_hour"`
-	Timeout           model.Duration `yaml:"timeout"`
-	VerifyTimeout     model.Duration `yaml:"verify_timeout"`
+	// Cooldown is a pointer so that an explicit 0s (no cooldown) is told
+	// apart from an unset value (the default).
+	Cooldown          *model.Duration `yaml:"cooldown"`
+	MaxActionsPerHour int             `yaml:"max_actions_per_hour"`
+	Timeout           model.Duration  `yaml:"timeout"`
+	VerifyTimeout     model.Duration  `yaml:"verify_timeout"`
+	RetryInterval     model.Duration  `yaml:"retry_interval"`
+	RetryMaxInterval  model.Duration  `yaml:"retry_max_interval"`
+	MaxAttempts       int             `yaml:"max_attempts"`
 }
 
 // Rule says which alerts run which action on which targets.
@@ -59,9 +67,10 @@ type Rule struct {
 	TargetLabel string `yaml:"target_label"`
 	// Targets is the allow-list of targets; required unless Target is set.
 	Targets []string `yaml:"targets"`
-	// Cooldown is the minimum time between two starts of this action on
-	// the same target.
-	Cooldown model.Duration `yaml:"cooldown"`
+	// Cooldown is the minimum time between an action that acted on a
+	// target and the next start of the same action there; an explicit 0s
+	// means none.
+	Cooldown *model.Duration `yaml:"cooldown"`
 	// MaxActionsPerHour bounds this rule's starts in any sliding hour.
 	MaxActionsPerHour int `yaml:"max_actions_per_hour"`
 	// Timeout is the deadline of the action itself.
@@ -69,6 +78,14 @@ type Rule struct {
 	// VerifyTimeout is how long the verify step may wait for the condition
 	// to clear.
 	VerifyTimeout model.Duration `yaml:"verify_timeout"`
+	// RetryInterval is the pause before the first re-evaluation of an
+	// episode that could not act yet (failed before acting, or nothing to
+	// do yet); it doubles up to RetryMaxInterval.
+	RetryInterval    model.Duration `yaml:"retry_interval"`
+	RetryMaxInterval model.Duration `yaml:"retry_max_interval"`
+	// MaxAttempts bounds the runs of one episode that did not act; the
+	// episode is then given up (result gave_up).
+	MaxAttempts int `yaml:"max_attempts"`
 	// FollowUp names a rule run after this one succeeded (or dry-ran),
 	// with the same alert and through the same safety checks.
 	FollowUp string `yaml:"follow_up"`
@@ -87,6 +104,10 @@ const (
 	DefaultTimeout               = 2 * time.Minute
 	DefaultVerifyTimeout         = time.Minute
 	DefaultVerifyInterval        = time.Second
+	DefaultRetryInterval         = 30 * time.Second
+	DefaultRetryMaxInterval      = 5 * time.Minute
+	DefaultMaxAttempts           = 10
+	DefaultSeenTTL               = 48 * time.Hour
 )
 
 var ruleName = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
@@ -124,17 +145,27 @@ func ParseConfig(b []byte) (*Config, error) {
 
 func (c *Config) validate() error {
 	if c.MaxActionsPerHour < 0 {
-		return errors.New("max_actions_per_hour must not be negative")
+		return errors.New("max_actions_per_hour must not be negative (0 or unset: the default, 20)")
 	}
 	if c.MaxActionsPerHour == 0 {
 		c.MaxActionsPerHour = DefaultMaxActionsPerHour
 	}
-	if c.VerifyInterval <= 0 {
+	if c.VerifyInterval == 0 {
 		c.VerifyInterval = model.Duration(DefaultVerifyInterval)
 	}
+	if err := inRange("verify_interval", c.VerifyInterval, 10*time.Millisecond, time.Minute); err != nil {
+		return err
+	}
+	if c.SeenTTL == 0 {
+		c.SeenTTL = model.Duration(DefaultSeenTTL)
+	}
+	if err := inRange("episode_ttl", c.SeenTTL, time.Hour, 30*24*time.Hour); err != nil {
+		return err
+	}
 	d := &c.Defaults
-	if d.Cooldown == 0 {
-		d.Cooldown = model.Duration(DefaultCooldown)
+	if d.Cooldown == nil {
+		v := model.Duration(DefaultCooldown)
+		d.Cooldown = &v
 	}
 	if d.MaxActionsPerHour == 0 {
 		d.MaxActionsPerHour = DefaultRuleMaxActionsPerHour
@@ -145,8 +176,17 @@ func (c *Config) validate() error {
 	if d.VerifyTimeout == 0 {
 		d.VerifyTimeout = model.Duration(DefaultVerifyTimeout)
 	}
-	if d.MaxActionsPerHour < 0 || d.Cooldown < 0 || d.Timeout < 0 || d.VerifyTimeout < 0 {
-		return errors.New("defaults: values must not be negative")
+	if d.RetryInterval == 0 {
+		d.RetryInterval = model.Duration(DefaultRetryInterval)
+	}
+	if d.RetryMaxInterval == 0 {
+		d.RetryMaxInterval = model.Duration(DefaultRetryMaxInterval)
+	}
+	if d.MaxAttempts == 0 {
+		d.MaxAttempts = DefaultMaxAttempts
+	}
+	if err := checkRuleValues("defaults: ", *d.Cooldown, d.MaxActionsPerHour, d.Timeout, d.VerifyTimeout, d.RetryInterval, d.RetryMaxInterval, d.MaxAttempts); err != nil {
+		return err
 	}
 	if len(c.Rules) == 0 {
 		return errors.New("no rules: the healer would never act")
@@ -218,7 +258,7 @@ func (r *Rule) validate(d *RuleDefaults) error {
 	if r.Target != "" && len(r.Targets) > 0 && !slices.Contains(r.Targets, r.Target) {
 		return fmt.Errorf("target %q is not in targets", r.Target)
 	}
-	if r.Cooldown == 0 {
+	if r.Cooldown == nil {
 		r.Cooldown = d.Cooldown
 	}
 	if r.MaxActionsPerHour == 0 {
@@ -230,14 +270,78 @@ func (r *Rule) validate(d *RuleDefaults) error {
 	if r.VerifyTimeout == 0 {
 		r.VerifyTimeout = d.VerifyTimeout
 	}
-	if r.Cooldown < 0 || r.MaxActionsPerHour < 0 || r.Timeout < 0 || r.VerifyTimeout < 0 {
-		return errors.New("cooldown, max_actions_per_hour, timeout and verify_timeout must not be negative")
+	if r.RetryInterval == 0 {
+		r.RetryInterval = d.RetryInterval
+	}
+	if r.RetryMaxInterval == 0 {
+		r.RetryMaxInterval = d.RetryMaxInterval
+	}
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = d.MaxAttempts
+	}
+	if err := checkRuleValues("", *r.Cooldown, r.MaxActionsPerHour, r.Timeout, r.VerifyTimeout, r.RetryInterval, r.RetryMaxInterval, r.MaxAttempts); err != nil {
+		return err
 	}
 	a, err := kind.New(&r.Params)
 	if err != nil {
 		return fmt.Errorf("params: %w", err)
 	}
+	if tc, ok := a.(targetChecker); ok {
+		ts := slices.Clone(r.Targets)
+		if r.Target != "" && !slices.Contains(ts, r.Target) {
+			ts = append(ts, r.Target)
+		}
+		if err := tc.checkTargets(ts); err != nil {
+			return fmt.Errorf("params: %w", err)
+		}
+	}
 	r.action = a
+	return nil
+}
+
+// targetChecker is an Action whose params must cover each target of its
+// rule (e.g. a health URL per container).
+type targetChecker interface {
+	checkTargets(targets []string) error
+}
+
+// inRange checks a duration setting against [lo, hi].
+func inRange(name string, v model.Duration, lo, hi time.Duration) error {
+	if d := time.Duration(v); d < lo || d > hi {
+		return fmt.Errorf("%s %s: must be between %s and %s", name, v, model.Duration(lo), model.Duration(hi))
+	}
+	return nil
+}
+
+// checkRuleValues checks the limits of a rule (or of the defaults, with
+// prefix "defaults: ").
+func checkRuleValues(prefix string, cooldown model.Duration, maxPerHour int, timeout, verifyTimeout, retry, retryMax model.Duration, attempts int) error {
+	if cooldown < 0 || time.Duration(cooldown) > 7*24*time.Hour {
+		return fmt.Errorf("%scooldown %s: must be between 0s (no cooldown) and 1w", prefix, cooldown)
+	}
+	if maxPerHour < 0 || maxPerHour > 3600 {
+		return fmt.Errorf("%smax_actions_per_hour %d: must be between 1 and 3600 (0 or unset: the default)", prefix, maxPerHour)
+	}
+	for _, c := range []struct {
+		name   string
+		v      model.Duration
+		lo, hi time.Duration
+	}{
+		{"timeout", timeout, time.Second, time.Hour},
+		{"verify_timeout", verifyTimeout, time.Second, time.Hour},
+		{"retry_interval", retry, time.Second, 24 * time.Hour},
+		{"retry_max_interval", retryMax, time.Second, 24 * time.Hour},
+	} {
+		if err := inRange(prefix+c.name, c.v, c.lo, c.hi); err != nil {
+			return err
+		}
+	}
+	if retryMax < retry {
+		return fmt.Errorf("%sretry_max_interval %s is shorter than retry_interval %s", prefix, retryMax, retry)
+	}
+	if attempts < 1 || attempts > 1000 {
+		return fmt.Errorf("%smax_attempts %d: must be between 1 and 1000 (0 or unset: the default)", prefix, attempts)
+	}
 	return nil
 }
 

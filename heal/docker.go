@@ -1,12 +1,19 @@
 package heal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/pkg/stdcopy"
 )
 
 // inspectTarget inspects the container named name. Docker resolves a
@@ -50,4 +57,257 @@ func checkRunning(ctx context.Context, env *Env, name, id string, extra func(*co
 		return fmt.Errorf("container %q is %s", name, s.Health.Status)
 	}
 	return nil
+}
+
+// HealthParams say how the Docker actions check that Odoo answers again:
+// a GET of HealthURL (with "{target}" replaced by the container name) or
+// of the target's entry in HealthURLs must answer 2xx. Every target of
+// the rule must have one.
+type HealthParams struct {
+	HealthURL  string            `yaml:"health_url"`
+	HealthURLs map[string]string `yaml:"health_urls"`
+}
+
+func (p HealthParams) checkTargets(targets []string) error {
+	for _, u := range append([]string{p.HealthURL}, mapValues(p.HealthURLs)...) {
+		if u == "" {
+			continue
+		}
+		pu, err := url.Parse(strings.ReplaceAll(u, "{target}", "x"))
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			return fmt.Errorf("health URL %q: want an http(s) URL", u)
+		}
+	}
+	for _, t := range targets {
+		if p.url(t) == "" {
+			return fmt.Errorf("no health_url for container %q: set health_url (e.g. http://{target}:8069/web/health) or health_urls; a Docker action succeeds only once Odoo answers again", t)
+		}
+	}
+	return nil
+}
+
+func mapValues(m map[string]string) []string {
+	var vs []string
+	for _, v := range m {
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+func (p HealthParams) url(target string) string {
+	if u, ok := p.HealthURLs[target]; ok {
+		return u
+	}
+	if p.HealthURL == "" {
+		return ""
+	}
+	return strings.ReplaceAll(p.HealthURL, "{target}", target)
+}
+
+// healthClient is the HTTP client of health checks: no redirects, one
+// check bounded by 5 s (and by the verify deadline).
+var healthClient = &http.Client{
+	Timeout:       5 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+// checkHealth fails unless a GET of u answers 2xx.
+func checkHealth(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("health URL %s: %w", u, err)
+	}
+	resp, err := healthClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("Odoo does not answer yet (%s): %w", u, err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("Odoo does not answer yet: %s answered %s", u, resp.Status)
+	}
+	return nil
+}
+
+// execIn runs cmd in container id (docker exec, no TTY) and returns its
+// standard output; a non-zero exit status is an error with its standard
+// error.
+func execIn(ctx context.Context, env *Env, id string, cmd []string) (string, error) {
+	ex, err := env.Docker.ContainerExecCreate(ctx, id, container.ExecOptions{
+		Cmd: cmd, AttachStdout: true, AttachStderr: true,
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("docker exec: %w", err)
+	}
+	att, err := env.Docker.ContainerExecAttach(ctx, ex.ID, container.ExecAttachOptions{})
+	if err != nil {
+		return "", fmt.Errorf("docker exec: %w", err)
+	}
+	defer att.Close()
+	var stdout, stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := stdcopy.StdCopy(&limitedWriter{w: &stdout, n: 1 << 20}, &limitedWriter{w: &stderr, n: 4096}, att.Reader)
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return "", fmt.Errorf("docker exec: %w", ctx.Err())
+	}
+	if err != nil {
+		return "", fmt.Errorf("docker exec: reading the output: %w", err)
+	}
+	ins, err := env.Docker.ContainerExecInspect(ctx, ex.ID)
+	if err != nil {
+		return "", fmt.Errorf("docker exec: %w", err)
+	}
+	if ins.Running {
+		return "", errors.New("docker exec: still running after its output ended")
+	}
+	if ins.ExitCode != 0 {
+		return stdout.String(), fmt.Errorf("docker exec %s: exit status %d: %s", cmd[0], ins.ExitCode, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.n <= 0 {
+		return len(p), nil
+	}
+	q := p
+	if len(q) > l.n {
+		q = q[:l.n]
+	}
+	l.n -= len(q)
+	_, err := l.w.Write(q)
+	return len(p), err
+}
+
+// procListScript lists the container's processes from /proc of its PID
+// namespace, one per line: pid, the /proc/<pid>/stat line, the command
+// line (NULs as spaces). It needs only a POSIX sh and tr (Debian's dash
+// and coreutils in Odoo's image; busybox elsewhere).
+const procListScript = `for d in /proc/[0-9]*; do
+	p=${d#/proc/}
+	s=$(cat "$d/stat" 2>/dev/null) || continue
+	c=$(tr '\000' ' ' < "$d/cmdline" 2>/dev/null) || continue
+	printf '%s\t%s\t%s\n' "$p" "$s" "$c"
+done`
+
+// proc is one process of a container, in the container's PID namespace.
+type proc struct {
+	PID, PPID int
+	Start     uint64 // start time in clock ticks after boot: tells a reused pid apart
+	Cmd       string
+}
+
+// listProcs lists the processes of container id.
+func listProcs(ctx context.Context, env *Env, id string) ([]proc, error) {
+	out, err := execIn(ctx, env, id, []string{"/bin/sh", "-c", procListScript})
+	if err != nil {
+		return nil, fmt.Errorf("listing the container's processes: %w", err)
+	}
+	return parseProcs(out)
+}
+
+// parseProcs parses the output of procListScript.
+func parseProcs(out string) ([]proc, error) {
+	var ps []proc
+	for line := range strings.Lines(out) {
+		f := strings.SplitN(strings.TrimRight(line, "\n"), "\t", 3)
+		if len(f) != 3 {
+			continue
+		}
+		pid, err := strconv.Atoi(f[0])
+		if err != nil {
+			continue
+		}
+		// stat: pid (comm) state ppid ... starttime (field 22); comm may
+		// hold spaces and parentheses, so split after the last ')'.
+		i := strings.LastIndexByte(f[1], ')')
+		if i < 0 {
+			continue
+		}
+		sf := strings.Fields(f[1][i+1:])
+		if len(sf) < 20 {
+			continue
+		}
+		ppid, err1 := strconv.Atoi(sf[1])
+		start, err2 := strconv.ParseUint(sf[19], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		ps = append(ps, proc{PID: pid, PPID: ppid, Start: start, Cmd: strings.TrimSpace(f[2])})
+	}
+	if len(ps) == 0 {
+		return nil, errors.New("no process found in /proc (is /bin/sh in the container?)")
+	}
+	return ps, nil
+}
+
+// isOdoo reports whether a command line runs Odoo's server: its program or
+// script is odoo-bin or odoo (python3 /usr/bin/odoo, odoo-bin, or a
+// process title set by setproctitle, "odoo: WorkerHTTP ...").
+func isOdoo(cmd string) bool {
+	f := strings.Fields(cmd)
+	for i, a := range f {
+		if i > 2 {
+			break
+		}
+		b := a[strings.LastIndexByte(a, '/')+1:]
+		if b == "odoo-bin" || b == "odoo" || b == "odoo:" || b == "openerp-server" {
+			return true
+		}
+	}
+	return false
+}
+
+// odooMaster finds Odoo's prefork master among ps: the Odoo process whose
+// parent is not an Odoo process (a shell wrapper or the container's init
+// may be PID 1) and that is not the gevent process; its workers are its
+// Odoo children (HTTP and cron workers, the gevent process). It fails
+// unless there is exactly one.
+func odooMaster(ps []proc) (proc, []proc, error) {
+	odoo := map[int]bool{}
+	for _, p := range ps {
+		if isOdoo(p.Cmd) {
+			odoo[p.PID] = true
+		}
+	}
+	var masters []proc
+	for _, p := range ps {
+		if odoo[p.PID] && !odoo[p.PPID] && !strings.Contains(" "+p.Cmd+" ", " gevent ") {
+			masters = append(masters, p)
+		}
+	}
+	switch len(masters) {
+	case 0:
+		return proc{}, nil, errors.New("no Odoo master process (odoo-bin or odoo) in the container")
+	case 1:
+	default:
+		return proc{}, nil, fmt.Errorf("%d Odoo processes look like a master (pids %v): refusing to guess", len(masters), masters)
+	}
+	m := masters[0]
+	var workers []proc
+	for _, p := range ps {
+		if p.PPID == m.PID && odoo[p.PID] {
+			workers = append(workers, p)
+		}
+	}
+	return m, workers, nil
+}
+
+func pids(ps []proc) []int {
+	var out []int
+	for _, p := range ps {
+		out = append(out, p.PID)
+	}
+	return out
 }

@@ -112,7 +112,7 @@ func (r *ResetModuleStates) Run(ctx context.Context, env *Env, db string, dryRun
 				WHERE id = ANY($1) AND state IN ('to install', 'to upgrade', 'to remove')`, ids); err != nil {
 				return fmt.Errorf("resetting module states: %w", err)
 			}
-			rep.Step("reset module states of database %q as Odoo's reset_modules_state does: %s", db, strings.Join(what, ", "))
+			rep.Acted("reset module states of database %q as Odoo's reset_modules_state does: %s", db, strings.Join(what, ", "))
 			return nil
 		})
 	})

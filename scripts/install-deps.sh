@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, when missing: PostgreSQL
 # (ephemeral clusters), Docker's engine (docker.io), nginx, Prometheus
-# (promtool, e2e), Alertmanager, and a C compiler (go test -race needs cgo). Safe to run again: it installs only what
+# (promtool, e2e), Alertmanager, a C compiler (go test -race needs cgo) and busybox-static (the shell of the Odoo stand-in image). Safe to run again: it installs only what
 # is missing. Needs root (or sudo) on Debian/Ubuntu.
 set -euo pipefail
 
@@ -13,6 +13,7 @@ have nginx || [ -x /usr/sbin/nginx ] || need+=(nginx)
 have promtool || need+=(prometheus)
 have prometheus-alertmanager || need+=(prometheus-alertmanager)
 have gcc || need+=(gcc libc6-dev)
+[ -x /bin/busybox ] || have busybox || need+=(busybox-static)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: all test dependencies present"

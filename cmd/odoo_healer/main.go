@@ -15,7 +15,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -50,6 +52,7 @@ type flags struct {
 	bearerFile       string
 	allowUnauth      bool
 	auditFile        string
+	stateFile        string
 	pgDSN            string
 	pgPasswordFile   string
 	pgStmtTimeout    time.Duration
@@ -60,6 +63,7 @@ type flags struct {
 	checkConfig      bool
 	toolkit          *web.FlagConfig
 	log              *promslog.Config
+	logger           *slog.Logger
 }
 
 func parseFlags(args []string) (*flags, error) {
@@ -75,6 +79,8 @@ func parseFlags(args []string) (*flags, error) {
 	app.Flag("web.allow-unauthenticated", "Start even though no authentication (bearer token, basic auth or verified client certificates) is configured. Anyone who reaches the port can then trigger actions.").
 		BoolVar(&f.allowUnauth)
 	app.Flag("audit.file", "Append the audit log (JSON lines) to this file; empty writes it to stdout. Reopened on SIGHUP.").StringVar(&f.auditFile)
+	app.Flag("state.file", "Keep the alert episodes, cooldowns and rate limits in this file (rewritten atomically on every change; its directory must be writable) so that a restart of the healer keeps them. Empty keeps them in memory only: a restart forgets them.").
+		Envar("ODOO_HEALER_STATE_FILE").StringVar(&f.stateFile)
 	app.Flag("pg.dsn", "PostgreSQL connection string or URL of the healer's role (prefer the environment variable: flags are visible in ps); its database is replaced by the alert's. Empty disables the PostgreSQL actions.").
 		Envar("ODOO_HEALER_PG_DSN").StringVar(&f.pgDSN)
 	app.Flag("pg.password-file", "File holding the PostgreSQL password (overrides the DSN's).").Envar("ODOO_HEALER_PG_PASSWORD_FILE").StringVar(&f.pgPasswordFile)
@@ -91,7 +97,47 @@ func parseFlags(args []string) (*flags, error) {
 	if _, err := app.Parse(args); err != nil {
 		return nil, err
 	}
+	if err := f.validate(); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// validate checks the values of the flags; the error names the flag and
+// the valid range.
+func (f *flags) validate() error {
+	if f.maxBody < 1024 || f.maxBody > 64<<20 {
+		return fmt.Errorf("--web.max-body-bytes=%d: must be between 1024 and %d", f.maxBody, 64<<20)
+	}
+	for _, d := range []struct {
+		name   string
+		v      time.Duration
+		lo, hi time.Duration
+	}{
+		// PostgreSQL's statement_timeout and lock_timeout are whole
+		// milliseconds up to INT_MAX; 0 (no timeout) is refused: the healer
+		// must never wait behind the locks it clears.
+		{"--pg.statement-timeout", f.pgStmtTimeout, time.Millisecond, time.Hour},
+		{"--pg.lock-timeout", f.pgLockTimeout, time.Millisecond, time.Hour},
+		{"--pg.connect-timeout", f.pgConnectTimeout, time.Second, 5 * time.Minute},
+		{"--shutdown.timeout", f.shutdownTimeout, time.Second, 24 * time.Hour},
+	} {
+		if d.v < d.lo || d.v > d.hi {
+			return fmt.Errorf("%s=%s: must be between %s and %s", d.name, d.v, d.lo, d.hi)
+		}
+		if d.lo == time.Millisecond && d.v%time.Millisecond != 0 {
+			return fmt.Errorf("%s=%s: PostgreSQL takes whole milliseconds", d.name, d.v)
+		}
+	}
+	for _, p := range []struct{ name, v string }{{"--web.webhook-path", f.webhookPath}, {"--web.telemetry-path", f.metricsPath}} {
+		if !strings.HasPrefix(p.v, "/") {
+			return fmt.Errorf("%s=%q: must start with /", p.name, p.v)
+		}
+	}
+	if f.webhookPath == f.metricsPath {
+		return fmt.Errorf("--web.webhook-path and --web.telemetry-path are both %q", f.webhookPath)
+	}
+	return nil
 }
 
 func run(args []string) int {
@@ -101,6 +147,7 @@ func run(args []string) int {
 		return 2
 	}
 	logger := promslog.New(f.log)
+	f.logger = logger
 
 	cfg, err := heal.LoadConfig(f.configFile)
 	if err != nil {
@@ -166,10 +213,23 @@ func run(args []string) int {
 	reg.MustRegister(versioncollector.NewCollector(name), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := heal.NewMetrics(reg)
 	metrics.ConfigLoaded(true)
-	h := heal.New(cfg, heal.Options{Env: env, Audit: audit, Metrics: metrics, Logger: logger, MaxBodyBytes: f.maxBody})
-	for _, r := range cfg.Rules {
-		logger.Info("rule", "name", r.Name, "action", r.Action, "dry_run", cfg.DryRun || r.DryRun, "targets", strings.Join(append(r.Targets, r.Target), ","))
+	var state *heal.StateFile
+	if f.stateFile != "" {
+		if state, err = heal.OpenStateFile(f.stateFile); err != nil {
+			logger.Error("--state.file", "err", err)
+			return 1
+		}
+		defer state.Close()
+	} else {
+		logger.Warn("no --state.file: episodes, cooldowns and rate limits are kept in memory only, a restart forgets them")
 	}
+	h, err := heal.New(cfg, heal.Options{Env: env, Audit: audit, Metrics: metrics, Logger: logger, MaxBodyBytes: f.maxBody, State: state})
+	if err != nil {
+		logger.Error("--state.file", "err", err)
+		return 1
+	}
+	auth.metrics = metrics
+	logRules(logger, cfg)
 
 	srv := &http.Server{
 		Handler:           newMux(f, h, reg, auth),
@@ -220,6 +280,19 @@ func reload(f *flags, env *heal.Env, h *heal.Healer, audit *heal.AuditLog, m *he
 	h.SetConfig(cfg)
 	m.ConfigLoaded(true)
 	logger.Info("configuration reloaded", "rules", len(cfg.Rules))
+	logRules(logger, cfg)
+}
+
+// logRules logs each rule with its targets (the allow-list, and the fixed
+// target when it is not in the list).
+func logRules(logger *slog.Logger, cfg *heal.Config) {
+	for _, r := range cfg.Rules {
+		targets := slices.Clone(r.Targets)
+		if r.Target != "" && !slices.Contains(targets, r.Target) {
+			targets = append(targets, r.Target)
+		}
+		logger.Info("rule", "name", r.Name, "action", r.Action, "dry_run", cfg.DryRun || r.DryRun, "target", r.Target, "targets", strings.Join(targets, ","))
+	}
 }
 
 // checkSources refuses rules whose source (PostgreSQL or Docker) is not
@@ -249,6 +322,35 @@ type auth struct {
 	token [32]byte // sha256 of the token
 	on    bool
 	none  bool // no authentication at all (allowed explicitly)
+
+	metrics *heal.Metrics // counts refusals (nil in some tests)
+	logger  *slog.Logger
+	mu      sync.Mutex
+	lastLog time.Time // refusals are logged at most once per authLogEvery
+	dropped int       // refusals not logged since lastLog
+}
+
+// authLogEvery rate-limits the log of refused requests: a brute force
+// must not flood the log; the counter counts every one.
+const authLogEvery = 10 * time.Second
+
+// refused counts and (rate-limited) logs a request refused for its
+// credentials.
+func (a *auth) refused(r *http.Request, why string) {
+	if a.metrics != nil {
+		a.metrics.AuthFailed()
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if now := time.Now(); now.Sub(a.lastLog) >= authLogEvery {
+		if a.logger != nil {
+			a.logger.Warn("refused a request: bad credentials", "reason", why, "remote", r.RemoteAddr, "path", r.URL.Path,
+				"refused_since_last_log", a.dropped)
+		}
+		a.lastLog, a.dropped = now, 0
+	} else {
+		a.dropped++
+	}
 }
 
 // webConfig is the part of exporter-toolkit's web configuration file that
@@ -261,7 +363,7 @@ type webConfig struct {
 }
 
 func newAuth(f *flags) (*auth, error) {
-	a := &auth{}
+	a := &auth{logger: f.logger}
 	var wc webConfig
 	if p := *f.toolkit.WebConfigFile; p != "" {
 		if err := web.Validate(p); err != nil {
@@ -308,6 +410,11 @@ func (a *auth) wrap(next http.Handler) http.Handler {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 		if !ok || subtle.ConstantTimeCompare(sum[:], a.token[:]) != 1 {
+			why := "wrong bearer token"
+			if !ok {
+				why = "no bearer token"
+			}
+			a.refused(r, why)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="odoo_healer"`)
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return

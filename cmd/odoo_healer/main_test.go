@@ -54,6 +54,13 @@ func freeAddr(t *testing.T) string {
 // returns its base URL.
 func serve(t *testing.T, args ...string) string {
 	t.Helper()
+	url, _ := serveMetrics(t, args...)
+	return url
+}
+
+// serveMetrics is serve that also returns the healer's registry.
+func serveMetrics(t *testing.T, args ...string) (string, *prometheus.Registry) {
+	t.Helper()
 	addr := freeAddr(t)
 	f, err := parseFlags(append(args, "--config.file", writeFile(t, "healer.yml", testConfig), "--web.listen-address", addr))
 	if err != nil {
@@ -69,7 +76,12 @@ func serve(t *testing.T, args ...string) string {
 	}
 	reg := prometheus.NewRegistry()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := heal.New(cfg, heal.Options{Metrics: heal.NewMetrics(reg), Logger: logger})
+	m := heal.NewMetrics(reg)
+	a.metrics = m
+	h, err := heal.New(cfg, heal.Options{Metrics: m, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := &http.Server{Handler: newMux(f, h, reg, a), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = web.ListenAndServe(srv, f.toolkit, logger) }()
 	t.Cleanup(func() { srv.Close() })
@@ -86,7 +98,7 @@ func serve(t *testing.T, args ...string) string {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return url
+	return url, reg
 }
 
 func post(t *testing.T, url string, set func(*http.Request)) int {

@@ -51,8 +51,8 @@ func ruleFor(alert string) string {
 }
 
 // resolvedNamed is resolvedAlert named alert: a rule may match it, it
-// never acts, so the answer (200 matched, 422 unmatched) shows which
-// configuration runs.
+// never acts, so the answer's outcome (resolved when a rule matches,
+// unmatched otherwise) shows which configuration runs.
 func resolvedNamed(alert string) string {
 	return strings.Replace(resolvedAlert, "OdooAssetsBroken", alert, 1)
 }
@@ -151,12 +151,20 @@ func TestSignals(t *testing.T) {
 		}
 		return ""
 	}
-	answers := func(alert string, code int) func() bool {
-		return func() bool { got, _ := do(http.MethodPost, "/webhook", resolvedNamed(alert)); return got == code }
+	// matched: whether a rule of the running configuration matches alert.
+	matched := func(alert string, want bool) func() bool {
+		return func() bool {
+			code, body := do(http.MethodPost, "/webhook", resolvedNamed(alert))
+			if code != http.StatusOK {
+				t.Errorf("webhook: %d %s", code, body)
+				return false
+			}
+			return strings.Contains(body, `"outcome":"resolved"`) == want
+		}
 	}
 
 	waitFor("the healer to serve", func() bool { code, _ := do(http.MethodGet, "/-/healthy", ""); return code == http.StatusOK })
-	if !answers("AlertOld", http.StatusOK)() || !answers("AlertNew", http.StatusUnprocessableEntity)() {
+	if !matched("AlertOld", true)() || !matched("AlertNew", false)() {
 		t.Fatal("the initial configuration does not run")
 	}
 
@@ -168,8 +176,8 @@ func TestSignals(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the new configuration to run", answers("AlertNew", http.StatusOK))
-	if !answers("AlertOld", http.StatusUnprocessableEntity)() {
+	waitFor("the new configuration to run", matched("AlertNew", true))
+	if !matched("AlertOld", false)() {
 		t.Error("the old rule still matches after the reload")
 	}
 	if got := metric("odoo_healer_config_last_reload_successful"); got != "1" {
@@ -185,7 +193,7 @@ func TestSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("the failed reload to be reported", func() bool { return metric("odoo_healer_config_last_reload_successful") == "0" })
-	if !answers("AlertNew", http.StatusOK)() {
+	if !matched("AlertNew", true)() {
 		t.Error("the running configuration was dropped by an invalid reload")
 	}
 

@@ -7,7 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
@@ -29,6 +32,48 @@ func (d *Daemon) TestAppImage(ctx context.Context) (string, error) {
 	return d.appImage, d.appErr
 }
 
+// OdooImage is the tag of the image OdooAppImage builds.
+const OdooImage = "dockertest-odoo:latest"
+
+// OdooAppImage builds, once per daemon, the image of the test program with
+// a POSIX shell (/bin/sh, from busybox-static: Odoo's Debian image has
+// sh, cat and tr, which the healer's recycle_workers uses through docker
+// exec) and returns its tag.
+func (d *Daemon) OdooAppImage(ctx context.Context) (string, error) {
+	d.odooOnce.Do(func() {
+		bb, err := exec.LookPath("busybox")
+		if err != nil {
+			if _, serr := os.Stat("/bin/busybox"); serr != nil {
+				d.odooErr = fmt.Errorf("dockertest: busybox not found (install Debian's busybox-static, see scripts/install-deps.sh): %w", err)
+				return
+			}
+			bb = "/bin/busybox"
+		}
+		b, err := os.ReadFile(bb)
+		if err != nil {
+			d.odooErr = err
+			return
+		}
+		d.odooErr = d.BuildImage(ctx, OdooImage, AppPackage, File{Name: "bin/sh", Mode: 0o755, Data: b})
+	})
+	return OdooImage, d.odooErr
+}
+
+// OdooConfig makes a test container a stand-in for Odoo's prefork server
+// (see package testapp, mode odoo).
+type OdooConfig struct {
+	// Workers is the number of worker processes (default 2).
+	Workers int
+	// ShellWrapper makes PID 1 a shell (sh -c '...; echo exited') whose
+	// child is the master, as with an entrypoint script that does not exec
+	// Odoo: PID 1 ignores SIGHUP, it does not forward signals.
+	ShellWrapper bool
+	// IgnoreHUP makes the master ignore SIGHUP.
+	IgnoreHUP bool
+	// ReloadDelay is the outage of a SIGHUP reload (default 500ms).
+	ReloadDelay time.Duration
+}
+
 // AppConfig describes a test container running the test program.
 type AppConfig struct {
 	Name   string
@@ -42,6 +87,10 @@ type AppConfig struct {
 	Healthcheck bool
 	// AllocMB is allocated when the program starts.
 	AllocMB int
+	// StartUnhealthy: /healthz fails after each start until SetHealthy.
+	StartUnhealthy bool
+	// Odoo, when set, runs the Odoo prefork stand-in instead.
+	Odoo *OdooConfig
 }
 
 // App is a running test container. It uses the host's network and is
@@ -55,6 +104,9 @@ type App struct {
 // RunApp creates and starts a test container and waits until it answers.
 func (d *Daemon) RunApp(ctx context.Context, cfg AppConfig) (*App, error) {
 	image, err := d.TestAppImage(ctx)
+	if cfg.Odoo != nil {
+		image, err = d.OdooAppImage(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -67,6 +119,27 @@ func (d *Daemon) RunApp(ctx context.Context, cfg AppConfig) (*App, error) {
 		Image:  image,
 		Cmd:    []string{"serve", "-addr", addr, "-alloc", strconv.Itoa(cfg.AllocMB)},
 		Labels: cfg.Labels,
+	}
+	if cfg.StartUnhealthy {
+		cc.Cmd = append(cc.Cmd, "-start-unhealthy")
+	}
+	if o := cfg.Odoo; o != nil {
+		workers, delay := o.Workers, o.ReloadDelay
+		if workers == 0 {
+			workers = 2
+		}
+		if delay == 0 {
+			delay = 500 * time.Millisecond
+		}
+		args := []string{"odoo", "-addr", addr, "-workers", strconv.Itoa(workers), "-reload-delay", delay.String()}
+		if o.IgnoreHUP {
+			args = append(args, "-ignore-hup")
+		}
+		cc.Entrypoint, cc.Cmd = []string{"/app"}, args
+		if o.ShellWrapper {
+			cc.Entrypoint = []string{"/bin/sh"}
+			cc.Cmd = []string{"-c", "/app " + strings.Join(args, " ") + "; echo odoo exited"}
+		}
 	}
 	if cfg.Healthcheck {
 		cc.Healthcheck = &container.HealthConfig{
@@ -111,7 +184,7 @@ func freePort() (int, error) {
 func (a *App) WaitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		_, err := a.call(ctx, "/healthz", nil)
+		_, err := a.call(ctx, "/ping", nil)
 		if err == nil {
 			return nil
 		}
@@ -153,6 +226,27 @@ func (a *App) SetHealthy(ctx context.Context, ok bool) error {
 	}
 	_, err := a.call(ctx, "/health", url.Values{"ok": {v}})
 	return err
+}
+
+// OdooInfo returns the pid of the Odoo stand-in's master and its
+// workers' pids, in the container's PID namespace.
+func (a *App) OdooInfo(ctx context.Context) (master int, workers []int, err error) {
+	body, err := a.call(ctx, "/info", nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	for i, f := range strings.Fields(body) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return 0, nil, fmt.Errorf("dockertest: /info: %q", body)
+		}
+		if i == 0 {
+			master = n
+		} else {
+			workers = append(workers, n)
+		}
+	}
+	return master, workers, nil
 }
 
 // Exit makes the program exit with code.

@@ -53,6 +53,9 @@ type Daemon struct {
 	appOnce  sync.Once
 	appImage string
 	appErr   error
+
+	odooOnce sync.Once
+	odooErr  error
 }
 
 // InCI reports whether the tests run in CI (the CI environment variable is
@@ -220,6 +223,23 @@ func (d *Daemon) stopLocked() error {
 	// Drop the connections to the old daemon.
 	d.client.HTTPClient().CloseIdleConnections()
 	return nil
+}
+
+// Freeze stops the daemon's process (SIGSTOP), as a daemon that hangs:
+// its API accepts connections and answers nothing; containers keep
+// running. Thaw resumes it.
+func (d *Daemon) Freeze() error { return d.signal(syscall.SIGSTOP) }
+
+// Thaw resumes a daemon stopped by Freeze.
+func (d *Daemon) Thaw() error { return d.signal(syscall.SIGCONT) }
+
+func (d *Daemon) signal(s syscall.Signal) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.cmd == nil {
+		return errors.New("dockertest: daemon not running")
+	}
+	return d.cmd.Process.Signal(s)
 }
 
 // Close stops the daemon and removes its files.

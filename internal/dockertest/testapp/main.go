@@ -2,20 +2,33 @@
 // dockertest. It is built as a static binary and copied into a FROM scratch
 // image as /app, so it must not need a shell or a libc.
 //
-//	/app serve -addr 127.0.0.1:8080 [-alloc 10]
+//	/app serve -addr 127.0.0.1:8080 [-alloc 10] [-start-unhealthy]
 //	/app health -addr 127.0.0.1:8080
+//	/app odoo -addr 127.0.0.1:8080 [-workers 2] [-reload-delay 500ms] [-ignore-hup]
 //
 // serve listens on addr (containers run with --network host) and answers:
 //
 //	/alloc?mb=N   allocates and touches N more MiB; answers the total held
 //	/free         drops every allocation and returns the memory to the OS
 //	/health?ok=0  makes /healthz fail (ok=1 makes it pass again)
-//	/healthz      200 when healthy, 503 when not
+//	/healthz      200 when healthy, 503 when not (-start-unhealthy: not
+//	              healthy until /health?ok=1, as Odoo loading its registry)
+//	/ping         200 (the program runs)
 //	/exit?code=N  exits with status N after answering
 //
 // health is the container's HEALTHCHECK command: it exits 0 when /healthz
 // answers 200 and 1 otherwise. SIGTERM and SIGINT end serve with status 0
 // (as PID 1 of a container, a signal without a handler is ignored).
+//
+// odoo stands in for Odoo's prefork server (odoo/service/server.py): a
+// master that starts -workers worker processes with its own command line
+// (argv[0] "odoo-bin", as Odoo's forked workers look without
+// setproctitle) and serves /healthz, /ping and /info (its pid and its
+// workers' pids, in the container's PID namespace). On SIGHUP it does what
+// Odoo's master does ("phoenix"): it stops listening, stops its workers,
+// and after -reload-delay re-executes itself in the same process (same
+// pid) with new workers. -ignore-hup makes it ignore SIGHUP (a signal that
+// heals nothing). SIGTERM stops it and its workers.
 package main
 
 import (
@@ -25,8 +38,11 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,10 +58,16 @@ func main() {
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:8080", "listen (serve) or probe (health) address")
 	alloc := fs.Int("alloc", 0, "MiB to allocate at start (serve)")
+	unhealthy := fs.Bool("start-unhealthy", false, "serve: /healthz fails until /health?ok=1")
+	workers := fs.Int("workers", 2, "odoo: worker processes")
+	reloadDelay := fs.Duration("reload-delay", 500*time.Millisecond, "odoo: outage of a SIGHUP reload")
+	ignoreHup := fs.Bool("ignore-hup", false, "odoo: ignore SIGHUP")
 	_ = fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "serve":
-		os.Exit(serve(*addr, *alloc))
+		os.Exit(serve(*addr, *alloc, *unhealthy))
+	case "odoo":
+		os.Exit(odoo(*addr, *workers, *reloadDelay, *ignoreHup))
 	case "health":
 		os.Exit(health(*addr))
 	default:
@@ -97,9 +119,9 @@ func (a *app) free() {
 	debug.FreeOSMemory()
 }
 
-func serve(addr string, alloc int) int {
+func serve(addr string, alloc int, unhealthy bool) int {
 	a := &app{exit: make(chan int, 1)}
-	a.healthy.Store(true)
+	a.healthy.Store(!unhealthy)
 	a.allocate(alloc)
 
 	mux := http.NewServeMux()
@@ -119,6 +141,7 @@ func serve(addr string, alloc int) int {
 		a.healthy.Store(r.FormValue("ok") != "0")
 		fmt.Fprintln(w, a.healthy.Load())
 	})
+	mux.HandleFunc("/ping", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !a.healthy.Load() {
 			http.Error(w, "unhealthy", http.StatusServiceUnavailable)
@@ -154,4 +177,83 @@ func serve(addr string, alloc int) int {
 	defer cancel()
 	_ = srv.Shutdown(ctx)
 	return code
+}
+
+// workerEnv marks a worker process of odoo.
+const workerEnv = "TESTAPP_ODOO_WORKER=1"
+
+func odoo(addr string, n int, reloadDelay time.Duration, ignoreHup bool) int {
+	if filepath.Base(os.Args[0]) != "odoo-bin" {
+		// Look like Odoo: argv[0] odoo-bin, same pid.
+		err := syscall.Exec("/proc/self/exe", append([]string{"odoo-bin"}, os.Args[1:]...), os.Environ())
+		fmt.Fprintln(os.Stderr, "re-exec:", err)
+		return 1
+	}
+	if slices.Contains(os.Environ(), workerEnv) {
+		// A worker: it lives until its master stops it (or dies).
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		return 0
+	}
+	var workers []*exec.Cmd
+	for range n {
+		c := exec.Command("/proc/self/exe", os.Args[1:]...)
+		c.Args[0] = "odoo-bin"
+		c.Env = append(os.Environ(), workerEnv)
+		c.Stdout, c.Stderr = os.Stdout, os.Stderr
+		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := c.Start(); err != nil {
+			fmt.Fprintln(os.Stderr, "starting a worker:", err)
+			return 1
+		}
+		workers = append(workers, c)
+	}
+	stopWorkers := func() {
+		for _, c := range workers {
+			_ = c.Process.Signal(syscall.SIGTERM)
+		}
+		for _, c := range workers {
+			_ = c.Wait()
+		}
+	}
+	mux := http.NewServeMux()
+	ok := func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }
+	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/ping", ok)
+	mux.HandleFunc("/info", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, os.Getpid())
+		for _, c := range workers {
+			fmt.Fprint(w, " ", c.Process.Pid)
+		}
+		fmt.Fprintln(w)
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	if ignoreHup {
+		signal.Ignore(syscall.SIGHUP)
+	} else {
+		signal.Notify(sig, syscall.SIGHUP)
+	}
+	select {
+	case s := <-sig:
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = srv.Shutdown(ctx)
+		cancel()
+		stopWorkers()
+		if s != syscall.SIGHUP {
+			return 0
+		}
+		time.Sleep(reloadDelay)
+		err := syscall.Exec("/proc/self/exe", os.Args, os.Environ())
+		fmt.Fprintln(os.Stderr, "phoenix:", err)
+		return 1
+	case err := <-errc:
+		fmt.Fprintln(os.Stderr, err)
+		stopWorkers()
+		return 1
+	}
 }
