@@ -178,16 +178,22 @@ func scanBackends(rows pgx.Rows) ([]backend, error) {
 	})
 }
 
-// pollUntil waits for check to pass, checking every interval until ctx ends.
+// pollUntil waits for check to pass, checking every interval until ctx
+// ends. It returns the last error that says why the check failed (not the
+// deadline that cut the last check short).
 func pollUntil(ctx context.Context, interval time.Duration, check func(context.Context) error) error {
+	var last error
 	for {
 		err := check(ctx)
 		if err == nil {
 			return nil
 		}
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return err
+			return last
 		case <-time.After(interval):
 		}
 	}

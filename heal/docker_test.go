@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -38,40 +38,6 @@ func closeDocker() {
 	}
 }
 
-const sigappImage = "heal-sigapp:latest"
-
-var sigappOnce sync.Once
-
-// runSigapp starts a container of heal/internal/sigapp, the stand-in for
-// Odoo's master that counts SIGHUPs, and returns its control address.
-func runSigapp(t *testing.T, d *dockertest.Daemon, name string) string {
-	t.Helper()
-	ctx := t.Context()
-	var err error
-	sigappOnce.Do(func() {
-		err = d.BuildImage(ctx, sigappImage, "github.com/odoo-exporter/odoo_exporter/heal/internal/sigapp")
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	c, err := d.Client().ContainerCreate(ctx, &container.Config{Image: sigappImage, Cmd: []string{"-addr", addr}},
-		&container.HostConfig{NetworkMode: "host"}, nil, nil, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Client().ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 30*time.Second, name+" to answer", func() bool { _, err := httpGet(addr, "/healthz"); return err == nil })
-	return addr
-}
-
 func httpGet(addr, path string) (string, error) {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get("http://" + addr + path)
@@ -95,11 +61,17 @@ func inspect(t *testing.T, d *dockertest.Daemon, name string) *container.State {
 	return c.State
 }
 
+// TestRestartContainer: the restart is verified only once Odoo answers
+// its health URL again: the test app starts unhealthy (as Odoo loading
+// its registry), and verify fails until it is healthy.
 func TestRestartContainer(t *testing.T) {
 	d := docker(t)
 	ctx := t.Context()
-	app, err := d.RunApp(ctx, dockertest.AppConfig{Name: "odoo-gevent", Healthcheck: true})
+	app, err := d.RunApp(ctx, dockertest.AppConfig{Name: "odoo-gevent", StartUnhealthy: true})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.SetHealthy(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	// Memory held by the process tells its run apart from the next.
@@ -108,7 +80,8 @@ func TestRestartContainer(t *testing.T) {
 	}
 	before := inspect(t, d, app.Name)
 	env := &Env{Docker: d.Client(), Logger: testLogger()}
-	a := &RestartContainer{RestartContainerParams{StopTimeout: model.Duration(5 * time.Second)}}
+	a := &RestartContainer{RestartContainerParams{StopTimeout: model.Duration(5 * time.Second),
+		HealthParams: HealthParams{HealthURLs: map[string]string{app.Name: "http://" + app.Addr + "/healthz"}}}}
 
 	rep, verify, err := runAction(t, a, env, app.Name, true)
 	if err != nil || verify != nil || !hasStep(rep, "would restart container") {
@@ -119,68 +92,93 @@ func TestRestartContainer(t *testing.T) {
 	}
 
 	rep, verify, err = runAction(t, a, env, app.Name, false)
-	if err != nil || !hasStep(rep, "restarted container") {
+	if err != nil || !hasStep(rep, "restarted container") || !rep.hasActed() {
 		t.Fatalf("%v %q", err, rep.Steps())
+	}
+	if err := app.WaitReady(ctx, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Running again, but Odoo does not answer yet: not verified.
+	if err := verify(ctx); err == nil || !strings.Contains(err.Error(), "does not answer yet") {
+		t.Fatalf("verify passed while Odoo's health URL fails: %v", err)
+	}
+	if err := app.SetHealthy(ctx, true); err != nil {
+		t.Fatal(err)
 	}
 	verifyWithin(t, verify)
 	if st := inspect(t, d, app.Name); st.StartedAt == before.StartedAt || !st.Running {
 		t.Fatalf("not restarted: %+v", st)
-	}
-	if err := app.WaitReady(ctx, 30*time.Second); err != nil {
-		t.Fatal(err)
 	}
 	if n, err := app.Alloc(ctx, 0); err != nil || n != 0 {
 		t.Fatalf("the process still holds %d MiB (%v): it was not restarted", n, err)
 	}
 }
 
+// TestRecycleWorkers: recycle_workers finds Odoo's master in the
+// container, also when PID 1 is a shell wrapper that drops SIGHUP, and
+// succeeds only once every worker was replaced and Odoo answers; a master
+// that ignores the signal ends verify_failed, never success.
 func TestRecycleWorkers(t *testing.T) {
 	d := docker(t)
-	addr := runSigapp(t, d, "odoo-master")
-	before := inspect(t, d, "odoo-master")
-	env := &Env{Docker: d.Client(), Logger: testLogger()}
-	a := &RecycleWorkers{RecycleWorkersParams{Mode: "signal", Signal: "SIGHUP", Settle: model.Duration(300 * time.Millisecond)}}
+	for _, tc := range []struct {
+		name       string
+		odoo       dockertest.OdooConfig
+		wantMaster int // 0: not PID 1
+		replaced   bool
+	}{
+		{"master is PID 1", dockertest.OdooConfig{}, 1, true},
+		{"shell wrapper as PID 1", dockertest.OdooConfig{ShellWrapper: true}, 0, true},
+		{"master ignores SIGHUP", dockertest.OdooConfig{IgnoreHUP: true}, 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := t.Context()
+			name := "odoo-" + strings.ReplaceAll(tc.name, " ", "-")
+			app, err := d.RunApp(ctx, dockertest.AppConfig{Name: name, Odoo: &tc.odoo})
+			if err != nil {
+				t.Fatal(err)
+			}
+			master, workers, err := app.OdooInfo(ctx)
+			if err != nil || len(workers) != 2 {
+				t.Fatalf("info: %d %v %v", master, workers, err)
+			}
+			if (tc.wantMaster == 1) != (master == 1) {
+				t.Fatalf("master pid %d", master)
+			}
+			before := inspect(t, d, name)
+			env := &Env{Docker: d.Client(), Logger: testLogger()}
+			a := &RecycleWorkers{RecycleWorkersParams{Mode: "signal", Signal: "SIGHUP", Settle: model.Duration(300 * time.Millisecond),
+				HealthParams: HealthParams{HealthURL: "http://" + app.Addr + "/healthz"}}}
 
-	rep, verify, err := runAction(t, a, env, "odoo-master", true)
-	if err != nil || verify != nil || !hasStep(rep, "would send SIGHUP") {
-		t.Fatalf("dry run: %v %q", err, rep.Steps())
-	}
-	if n, _ := httpGet(addr, "/hups"); n != "0" {
-		t.Fatalf("dry run: %s SIGHUPs received", n)
-	}
+			rep, verify, err := runAction(t, a, env, name, true)
+			if err != nil || verify != nil || !hasStep(rep, fmt.Sprintf("would send SIGHUP to Odoo's master (pid %d in the container", master)) {
+				t.Fatalf("dry run: %v %q", err, rep.Steps())
+			}
+			if _, w, _ := app.OdooInfo(ctx); fmt.Sprint(w) != fmt.Sprint(workers) {
+				t.Fatalf("dry run replaced the workers: %v -> %v", workers, w)
+			}
 
-	rep, verify, err = runAction(t, a, env, "odoo-master", false)
-	if err != nil || !hasStep(rep, "sent SIGHUP") {
-		t.Fatalf("%v %q", err, rep.Steps())
-	}
-	eventually(t, 10*time.Second, "the SIGHUP to arrive", func() bool { n, _ := httpGet(addr, "/hups"); return n == "1" })
-	verifyWithin(t, verify)
-	if st := inspect(t, d, "odoo-master"); st.StartedAt != before.StartedAt || !st.Running {
-		t.Fatalf("the container restarted: %+v", st)
-	}
-}
-
-// TestRecycleWorkersVerifyFailed: a main process that does not handle
-// SIGHUP dies of it (the test app is a Go program without a SIGHUP
-// handler); the verify step sees it.
-func TestRecycleWorkersVerifyFailed(t *testing.T) {
-	d := docker(t)
-	app, err := d.RunApp(t.Context(), dockertest.AppConfig{Name: "odoo-nohup"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &Env{Docker: d.Client(), Logger: testLogger()}
-	a := &RecycleWorkers{RecycleWorkersParams{Mode: "signal", Signal: "SIGHUP", Settle: model.Duration(300 * time.Millisecond)}}
-	_, verify, err := runAction(t, a, env, app.Name, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	if err := pollUntil(ctx, 100*time.Millisecond, verify); err == nil {
-		t.Fatalf("verify passed, container state %+v", inspect(t, d, app.Name))
-	} else {
-		t.Logf("verify: %v", err)
+			rep, verify, err = runAction(t, a, env, name, false)
+			if err != nil || !hasStep(rep, fmt.Sprintf("sent SIGHUP to Odoo's master (pid %d in the container)", master)) {
+				t.Fatalf("%v %q", err, rep.Steps())
+			}
+			if !tc.replaced {
+				vctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+				defer cancel()
+				err := pollUntil(vctx, 100*time.Millisecond, verify)
+				if err == nil || !strings.Contains(err.Error(), "was not replaced") {
+					t.Fatalf("verify = %v, want a worker not replaced", err)
+				}
+				return
+			}
+			verifyWithin(t, verify)
+			m2, w2, err := app.OdooInfo(ctx)
+			if err != nil || m2 != master || len(w2) != 2 || slices.ContainsFunc(w2, func(p int) bool { return slices.Contains(workers, p) }) {
+				t.Fatalf("after: master %d workers %v (before %d %v), %v", m2, w2, master, workers, err)
+			}
+			if st := inspect(t, d, name); st.StartedAt != before.StartedAt || !st.Running {
+				t.Fatalf("the container restarted: %+v", st)
+			}
+		})
 	}
 }
 
@@ -205,7 +203,7 @@ rules:
     match: {heal: restart_container}
     action: restart_container
     targets: [odoo-web]
-    params: {stop_timeout: 5s}
+    params: {stop_timeout: 5s, health_urls: {odoo-web: "http://`+app.Addr+`/healthz"}}
 `)
 	th.Env().Docker = d.Client()
 	mk := func(fp, name string) string {
@@ -252,7 +250,7 @@ func TestDockerActionsNeedTheContainerName(t *testing.T) {
 		name string
 		a    Action
 	}{
-		{"restart_container", &RestartContainer{RestartContainerParams{StopTimeout: model.Duration(time.Second)}}},
+		{"restart_container", &RestartContainer{RestartContainerParams{StopTimeout: model.Duration(time.Second), HealthParams: HealthParams{HealthURL: "http://" + app.Addr + "/healthz"}}}},
 		{"recycle_workers signal", &RecycleWorkers{RecycleWorkersParams{Mode: "signal", Signal: "SIGHUP"}}},
 		{"recycle_workers restart", &RecycleWorkers{RecycleWorkersParams{Mode: "restart", StopTimeout: model.Duration(time.Second)}}},
 	} {
