@@ -265,3 +265,70 @@ func TestDockerActionsNeedTheContainerName(t *testing.T) {
 		})
 	}
 }
+
+// TestHealerRetriesFailedRestart: a container restart that fails against
+// a frozen dockerd does not act, so it starts no cooldown: a second alert
+// for the container meanwhile is not skipped. Once dockerd answers again,
+// the open episodes are re-evaluated: one restart happens (verified by
+// Odoo's health URL) and starts the cooldown, which the other episode
+// then meets.
+func TestHealerRetriesFailedRestart(t *testing.T) {
+	d := docker(t)
+	ctx := t.Context()
+	app, err := d.RunApp(ctx, dockertest.AppConfig{Name: "odoo-frozen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := inspect(t, d, app.Name)
+	th := newTestHealer(t, `
+verify_interval: 100ms
+rules:
+  - name: restart
+    match: {heal: restart_container}
+    action: restart_container
+    targets: [odoo-frozen]
+    timeout: 2s
+    cooldown: 1h
+    retry_interval: 1s
+    retry_max_interval: 1s
+    max_attempts: 100
+    params: {stop_timeout: 5s, health_url: "http://`+app.Addr+`/healthz"}
+`)
+	th.Env().Docker = d.Client()
+	mk := func(fp string) string {
+		return strings.Replace(strings.Replace(payload(firing("OdooLongpollDown", fp, "")), `"heal":"clear_assets"`, `"heal":"restart_container","name":"odoo-frozen"`, 1), `"database":"",`, "", 1)
+	}
+	if err := d.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	thawed := false
+	thaw := func() {
+		if !thawed {
+			thawed = true
+			if err := d.Thaw(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	defer thaw()
+	th.post(t, mk("fp1"))
+	eventually(t, 30*time.Second, "the first restart to fail", func() bool { return th.actions("restart_container", ResultFailed) >= 1 })
+	code, body := th.post(t, mk("fp2"))
+	if code != http.StatusOK || !strings.Contains(fmt.Sprint(body), ResultStarted) {
+		t.Errorf("second alert while the restart could not happen: %d %v (a failed restart must not start the cooldown)", code, body)
+	}
+	eventually(t, 30*time.Second, "the second restart to fail", func() bool { return th.actions("restart_container", ResultFailed) >= 2 })
+	thaw()
+	eventually(t, time.Minute, "a restart to succeed and the other episode to meet its cooldown", func() bool {
+		return th.actions("restart_container", ResultSuccess) == 1 && th.actions("restart_container", ResultSkippedCooldown) == 1
+	})
+	after := inspect(t, d, app.Name)
+	if after.StartedAt == before.StartedAt || !after.Running {
+		t.Fatalf("not restarted: %+v", after)
+	}
+	th.Wait()
+	if st := inspect(t, d, app.Name); st.StartedAt != after.StartedAt {
+		t.Error("restarted twice")
+	}
+	t.Logf("audit: %v", th.results(t, "restart"))
+}

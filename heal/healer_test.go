@@ -39,6 +39,13 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 
 func newTestHealer(t *testing.T, cfgText string) *testHealer {
 	t.Helper()
+	return newTestHealerWith(t, cfgText, nil)
+}
+
+// newTestHealerWith is newTestHealer whose Options set changes (its Env,
+// a state file).
+func newTestHealerWith(t *testing.T, cfgText string, set func(*Options)) *testHealer {
+	t.Helper()
 	cfg, err := ParseConfig([]byte(cfgText))
 	if err != nil {
 		t.Fatalf("config: %v\n%s", err, cfgText)
@@ -49,12 +56,21 @@ func newTestHealer(t *testing.T, cfgText string) *testHealer {
 		t.Fatal(err)
 	}
 	th.metrics = NewMetrics(prometheus.NewRegistry())
-	th.Healer, err = New(cfg, Options{Env: testEnv(t), Audit: audit, Metrics: th.metrics, Logger: testLogger()})
+	opts := Options{Env: testEnv(t), Audit: audit, Metrics: th.metrics, Logger: testLogger()}
+	if set != nil {
+		set(&opts)
+	}
+	th.Healer, err = New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	th.srv = httptest.NewServer(th.Healer)
 	t.Cleanup(th.srv.Close)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_ = th.Shutdown(ctx)
+	})
 	return th
 }
 
@@ -72,6 +88,18 @@ func (th *testHealer) auditRecords(t *testing.T) []AuditRecord {
 		recs = append(recs, r)
 	}
 	return recs
+}
+
+// results lists the results of the audit lines of rule, in order.
+func (th *testHealer) results(t *testing.T, rule string) []string {
+	t.Helper()
+	var out []string
+	for _, r := range th.auditRecords(t) {
+		if r.Rule == rule {
+			out = append(out, r.Result)
+		}
+	}
+	return out
 }
 
 func (th *testHealer) actions(action, result string) float64 {

@@ -67,8 +67,14 @@ func setupRoles(c *pgtest.Cluster) error {
 // odoo; the healer role may write only ir_attachment and ir_module_module.
 func odooDB(t *testing.T) string {
 	t.Helper()
-	db := cluster.OdooDB(t, "17.0")
-	cluster.Exec(t, db, `
+	return odooDBOn(t, cluster)
+}
+
+// odooDBOn is odooDB on cluster c (set up with setupRoles).
+func odooDBOn(t *testing.T, c *pgtest.Cluster) string {
+	t.Helper()
+	db := c.OdooDB(t, "17.0")
+	c.Exec(t, db, `
 		DO $$ DECLARE r record; BEGIN
 			FOR r IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
 				EXECUTE format('ALTER TABLE %I OWNER TO odoo', r.tablename);
@@ -102,21 +108,28 @@ func testEnv(t testing.TB) *Env {
 
 // session is a client session of the test, as role user.
 type session struct {
-	t    testing.TB
-	conn *pgx.Conn
-	pid  int32
+	t       testing.TB
+	conn    *pgx.Conn
+	pid     int32
+	cluster *pgtest.Cluster
 }
 
 func connectAs(t testing.TB, db, user string) *session {
 	t.Helper()
+	return connectOn(t, cluster, db, user)
+}
+
+// connectOn is connectAs on cluster c.
+func connectOn(t testing.TB, c *pgtest.Cluster, db, user string) *session {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, cluster.DSN(db, user))
+	conn, err := pgx.Connect(ctx, c.DSN(db, user))
 	if err != nil {
 		t.Fatalf("connect to %s as %s: %v", db, user, err)
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
-	s := &session{t: t, conn: conn, pid: int32(conn.PgConn().PID())}
+	s := &session{t: t, conn: conn, pid: int32(conn.PgConn().PID()), cluster: c}
 	return s
 }
 
@@ -151,7 +164,11 @@ func (s *session) alive() bool {
 	var n int
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, cluster.DSN("postgres", ""))
+	c := s.cluster
+	if c == nil {
+		c = cluster
+	}
+	conn, err := pgx.Connect(ctx, c.DSN("postgres", ""))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -165,7 +182,13 @@ func (s *session) alive() bool {
 // waitingFor waits until backend pid has waited on a lock for at least d.
 func waitingFor(t testing.TB, pid int32, d time.Duration) {
 	t.Helper()
-	conn := cluster.Connect(t, "postgres")
+	waitingOn(t, cluster, pid, d)
+}
+
+// waitingOn is waitingFor on cluster c.
+func waitingOn(t testing.TB, c *pgtest.Cluster, pid int32, d time.Duration) {
+	t.Helper()
+	conn := c.Connect(t, "postgres")
 	eventually(t, 30*time.Second, fmt.Sprintf("pid %d to wait on a lock for %s", pid, d), func() bool {
 		var ok bool
 		err := conn.QueryRow(context.Background(), `SELECT coalesce(bool_or(now() - waitstart >= make_interval(secs => $2)), false)
