@@ -56,10 +56,34 @@ func TestConfigErrors(t *testing.T) {
 		{ok + strings.Replace(ok[len("rules:\n"):], "name: a", "name: a", 1), `duplicate rule name "a"`},
 		{strings.Replace(ok, "targets: [odoo]", "target: x\n    targets: [odoo]", 1), `target "x" is not in targets`},
 		{"max_actions_per_hour: -1\n" + ok, "must not be negative"},
+		// Each value is checked at load (and on SIGHUP), with its range.
+		{"verify_interval: 1ms\n" + ok, "verify_interval 1ms: must be between 10ms and 1m"},
+		{"verify_interval: 2m\n" + ok, "verify_interval 2m: must be between"},
+		{"episode_ttl: 1m\n" + ok, "episode_ttl 1m: must be between 1h and 30d"},
+		{"defaults: {timeout: 500ms}\n" + ok, "defaults: timeout 500ms: must be between 1s and 1h"},
+		{"defaults: {cooldown: 30d}\n" + ok, "defaults: cooldown 30d: must be between 0s (no cooldown) and 1w"},
+		{"defaults: {max_actions_per_hour: -2}\n" + ok, "defaults: max_actions_per_hour -2"},
+		{"defaults: {max_attempts: -1}\n" + ok, "defaults: max_attempts -1: must be between 1 and 1000"},
+		{ok + "    timeout: 2h\n", "timeout 2h: must be between 1s and 1h"},
+		{ok + "    verify_timeout: 0s\n" + "", ""}, // 0: the default
+		{ok + "    max_actions_per_hour: 5000\n", "max_actions_per_hour 5000: must be between 1 and 3600"},
+		{ok + "    max_attempts: 1001\n", "max_attempts 1001"},
+		{ok + "    retry_interval: 500ms\n", "retry_interval 500ms: must be between 1s and 1d"},
+		{ok + "    retry_interval: 10m\n    retry_max_interval: 1m\n", "retry_max_interval 1m is shorter than retry_interval 10m"},
+		{strings.NewReplacer("clear_assets", "restart_container", "[odoo]", "[odoo-web-1]").Replace(ok), `no health_url for container "odoo-web-1"`},
+		{strings.NewReplacer("clear_assets", "restart_container", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {health_url: 'ftp://x/'}\n", "want an http(s) URL"},
+		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[a, b]").Replace(ok) + "    params: {health_urls: {a: 'http://a:8069/web/health'}}\n", `no health_url for container "b"`},
+		{strings.NewReplacer("clear_assets", "restart_container", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {health_url: 'http://{target}:8069/web/health', stop_timeout: 1h}\n", "stop_timeout must be between 0s and 10m"},
 		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {signal: SIGUSR1}\n", "only SIGHUP"},
 		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {signal: SIGKILL}\n", "only SIGHUP"},
 	} {
 		_, err := ParseConfig([]byte(tc.cfg))
+		if tc.err == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tc.cfg, err)
+			}
+			continue
+		}
 		if err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%q:\n  err = %v\n want %q", tc.cfg, err, tc.err)
 		}

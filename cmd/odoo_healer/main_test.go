@@ -166,6 +166,70 @@ func TestAuth(t *testing.T) {
 	}
 }
 
+// TestAuthFailuresCounted: every request with a missing or wrong bearer
+// token is counted in odoo_healer_auth_failures_total; good ones are not.
+func TestAuthFailuresCounted(t *testing.T) {
+	const token = "s3cr3t-t0ken-for-tests"
+	url, reg := serveMetrics(t, "--auth.bearer-token-file", writeFile(t, "token", token))
+	for _, tok := range []string{"", "wrong", "wrong-again", token} {
+		post(t, url, func(r *http.Request) {
+			if tok != "" {
+				r.Header.Set("Authorization", "Bearer "+tok)
+			}
+		})
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "odoo_healer_auth_failures_total" {
+			got = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if got != 3 {
+		t.Errorf("odoo_healer_auth_failures_total = %v, want 3", got)
+	}
+}
+
+// TestBadFlagValues: each out-of-range flag value refuses to start with a
+// message naming the flag.
+func TestBadFlagValues(t *testing.T) {
+	cfg := writeFile(t, "healer.yml", testConfig)
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--web.max-body-bytes=0"}, "--web.max-body-bytes=0: must be between"},
+		{[]string{"--web.max-body-bytes=-5"}, "--web.max-body-bytes=-5"},
+		{[]string{"--web.max-body-bytes=1000000000"}, "--web.max-body-bytes"},
+		{[]string{"--pg.statement-timeout=-5s"}, "--pg.statement-timeout=-5s: must be between 1ms and 1h"},
+		{[]string{"--pg.statement-timeout=0s"}, "--pg.statement-timeout=0s"},
+		{[]string{"--pg.statement-timeout=1500us"}, "whole milliseconds"},
+		{[]string{"--pg.lock-timeout=1ns"}, "--pg.lock-timeout=1ns"},
+		{[]string{"--pg.lock-timeout=2h"}, "--pg.lock-timeout=2h0m0s"},
+		{[]string{"--pg.connect-timeout=-1s"}, "--pg.connect-timeout=-1s"},
+		{[]string{"--pg.connect-timeout=0s"}, "--pg.connect-timeout=0s"},
+		{[]string{"--shutdown.timeout=0s"}, "--shutdown.timeout=0s"},
+		{[]string{"--web.webhook-path=webhook"}, "--web.webhook-path=\"webhook\": must start with /"},
+		{[]string{"--web.telemetry-path=/webhook"}, "are both"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			_, err := parseFlags(append(tc.args, "--config.file", cfg))
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("err = %v, want %q", err, tc.err)
+			}
+			if code := run(append(tc.args, "--config.file", cfg, "--web.allow-unauthenticated")); code != 2 {
+				t.Errorf("run: exit %d, want 2", code)
+			}
+		})
+	}
+	if _, err := parseFlags([]string{"--config.file", cfg}); err != nil {
+		t.Errorf("defaults: %v", err)
+	}
+}
+
 func TestRefusesToStartWithoutAuth(t *testing.T) {
 	cfg := writeFile(t, "healer.yml", testConfig)
 	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
