@@ -1,6 +1,8 @@
 package heal
 
 import (
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,5 +41,24 @@ func TestAuditReopensRemovedFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(path + ".1"); !strings.Contains(string(b), `"rule":"b"`) {
 		t.Errorf("the rotated file holds %q", b)
+	}
+}
+
+// TestAuditFailureIs5xx: a notification whose decision cannot be audited
+// (the disk is full: /dev/full) is answered 500, so that Alertmanager
+// sends it again, and the failure is counted.
+func TestAuditFailureIs5xx(t *testing.T) {
+	full, err := NewAuditLog("/dev/full", nil)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	th := newTestHealerWith(t, fmt.Sprintf(strings.Replace(assetsRule, "{heal: clear_assets}", "{alertname: OdooAssetsBroken}", 1), "odoo"), func(o *Options) { o.Audit = full })
+	code, body := th.post(t, payload(firing("SomethingElse", "fp1", "odoo")))
+	if code != http.StatusInternalServerError || !strings.Contains(fmt.Sprint(body), "audit") {
+		t.Errorf("%d %v, want 500 naming the audit log", code, body)
+	}
+	if n := counterValue(th.metrics.auditFailures); n != 1 {
+		t.Errorf("odoo_healer_audit_write_failures_total = %v", n)
 	}
 }

@@ -89,6 +89,7 @@ func TestSignals(t *testing.T) {
 		"--web.listen-address", addr,
 		"--auth.bearer-token-file", writeFile(t, "token", token+"\n"),
 		"--audit.file", auditPath,
+		"--state.file", filepath.Join(dir, "state.json"),
 		"--docker.host", "unix://"+filepath.Join(dir, "no-docker.sock"),
 		"--log.level", "debug")
 	// The DSN is passed as the documented environment variable; nothing
@@ -187,13 +188,14 @@ func TestSignals(t *testing.T) {
 		t.Errorf("the audit log was not reopened at its path: %v", err)
 	}
 
-	// An invalid configuration is refused and the running one kept.
-	write("rules:\n  - name: broken\n    action: no_such_action\n")
+	// An invalid configuration (a value out of its range) is refused and
+	// the running one kept.
+	write(ruleFor("AlertBad") + "    cooldown: 30d\n")
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("the failed reload to be reported", func() bool { return metric("odoo_healer_config_last_reload_successful") == "0" })
-	if !matched("AlertNew", true)() {
+	if !matched("AlertNew", true)() || !matched("AlertBad", false)() {
 		t.Error("the running configuration was dropped by an invalid reload")
 	}
 
@@ -214,7 +216,13 @@ func TestSignals(t *testing.T) {
 			t.Errorf("the output holds the secret %q", secret)
 		}
 	}
-	if !strings.Contains(out, "configuration reload failed") {
-		t.Errorf("the failed reload was not logged:\n%s", out)
+	if !strings.Contains(out, "configuration reload failed") || !strings.Contains(out, "cooldown 30d: must be between") {
+		t.Errorf("the failed reload was not logged with its reason:\n%s", out)
+	}
+	if strings.Contains(out, "targets=odoo,") {
+		t.Errorf("the start-up log lists an empty target:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state.json")); err != nil {
+		t.Errorf("no state file: %v", err)
 	}
 }
