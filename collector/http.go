@@ -129,6 +129,7 @@ func (c *HTTPCollector) Describe(ch chan<- *prometheus.Desc) {
 // Update implements Collector. Each probe ends at its timeout or at the
 // scrape's deadline, whichever comes first.
 func (c *HTTPCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	scrape := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -144,7 +145,10 @@ func (c *HTTPCollector) Update(ctx context.Context, ch chan<- prometheus.Metric)
 					err = &prober.Error{Reason: prober.ReasonStatus, Err: fmt.Errorf("answered %d", r.Status)}
 				}
 			}
-			up := t.source.observe(err)
+			up := 0.0
+			if err == nil || scrape.Err() == nil { // else cut by the scrape: not the source's state
+				up = t.source.observe(err)
+			}
 			ch <- prometheus.MustNewConstMetric(httpUpDesc, prometheus.GaugeValue, up, t.name)
 			ch <- prometheus.MustNewConstMetric(httpStatusDesc, prometheus.GaugeValue, float64(r.Status), t.name)
 			ch <- prometheus.MustNewConstMetric(httpDurationDesc, prometheus.GaugeValue, r.Duration.Seconds(), t.name)
