@@ -2,8 +2,12 @@ package collector
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +16,7 @@ import (
 
 func TestAssetsBrokenBundle(t *testing.T) {
 	s := probeSim(t, "17.0")
-	c := NewAssetsCollector(AssetsOptions{BaseURL: s.WebURL(), Timeout: 10 * time.Second})
+	c := newAssets(t, AssetsOptions{BaseURL: s.WebURL(), Timeout: 10 * time.Second})
 	ctx := context.Background()
 	check := func(step string, broken string) {
 		t.Helper()
@@ -54,8 +58,8 @@ func TestAssetsSlowBundle(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/web/login":
-			w.Write([]byte(`<link rel="stylesheet" href="/web/assets/1/fast.min.css"/><script src="/web/assets/1/slow.min.js"></script>`))
-		case "/web/assets/1/slow.min.js":
+			w.Write([]byte(`<link rel="stylesheet" href="/web/assets/1/web.fast.min.css"/><script src="/web/assets/1/web.slow.min.js"></script>`))
+		case "/web/assets/1/web.slow.min.js":
 			select {
 			case <-release:
 			case <-r.Context().Done():
@@ -69,7 +73,7 @@ func TestAssetsSlowBundle(t *testing.T) {
 		name            string
 		timeout, scrape time.Duration
 		wantErr         bool
-		wantSlow        []float64 // odoo_asset_bundle_up{bundle="slow.min.js"}, none when empty
+		wantSlow        []float64 // odoo_asset_bundle_up{bundle="web.slow.min.js"}, none when empty
 		wantFailing     []float64
 	}{
 		{"probe timeout first", 300 * time.Millisecond, time.Minute, false, []float64{0}, []float64{1}},
@@ -77,14 +81,14 @@ func TestAssetsSlowBundle(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := NewAssetsCollector(AssetsOptions{BaseURL: srv.URL, Timeout: tt.timeout})
+			c := newAssets(t, AssetsOptions{BaseURL: srv.URL, Timeout: tt.timeout})
 			ctx, cancel := context.WithTimeout(context.Background(), tt.scrape)
 			defer cancel()
 			ms, err := probeGather(t, ctx, c)
 			if (err != nil) != tt.wantErr {
 				t.Errorf("error %v, want error: %v", err, tt.wantErr)
 			}
-			if got := ms.value(t, "odoo_asset_bundle_up", "bundle", "fast.min.css"); got != 1 {
+			if got := ms.value(t, "odoo_asset_bundle_up", "bundle", "web.fast.min.css"); got != 1 {
 				t.Errorf("fast bundle up = %v, want 1", got)
 			}
 			check := func(name string, want []float64, labels ...string) {
@@ -96,22 +100,167 @@ func TestAssetsSlowBundle(t *testing.T) {
 					t.Errorf("%s = %v, want %v", name, found[0].GetGauge().GetValue(), want[0])
 				}
 			}
-			check("odoo_asset_bundle_up", tt.wantSlow, "bundle", "slow.min.js")
+			check("odoo_asset_bundle_up", tt.wantSlow, "bundle", "web.slow.min.js")
 			check("odoo_asset_bundles_failing", tt.wantFailing)
 		})
 	}
 }
 
+// TestAssetsLoginPageDown: a login page that does not answer is the
+// probe's finding (odoo_asset_page_up 0), not the collector's failure; no
+// bundle is judged.
 func TestAssetsLoginPageDown(t *testing.T) {
 	s := probeSim(t, "17.0")
-	c := NewAssetsCollector(AssetsOptions{BaseURL: s.WebURL(), Timeout: 5 * time.Second})
+	c := newAssets(t, AssetsOptions{BaseURL: s.WebURL(), Timeout: 5 * time.Second})
+	if ms, err := probeGather(t, context.Background(), c); err != nil || ms.value(t, "odoo_asset_page_up") != 1 {
+		t.Fatalf("healthy: %v, odoo_asset_page_up %v", err, ms.value(t, "odoo_asset_page_up"))
+	}
 	s.Stop()
 	ms, err := probeGather(t, context.Background(), c)
-	if err == nil {
-		t.Error("no error when the login page cannot be fetched")
+	if err != nil {
+		t.Errorf("the collector failed because Odoo is down: %v", err)
 	}
-	if ms.has("odoo_asset_bundle_up") {
-		t.Error("bundles reported without a login page")
+	if got := ms.value(t, "odoo_asset_page_up"); got != 0 {
+		t.Errorf("odoo_asset_page_up = %v, want 0", got)
+	}
+	for _, name := range []string{"odoo_asset_bundle_up", "odoo_asset_bundles_failing", "odoo_asset_bundles_skipped"} {
+		if ms.has(name) {
+			t.Errorf("%s reported without a login page", name)
+		}
+	}
+}
+
+// otherServer is a server on another loopback address (127.0.0.2), as an
+// internal service the exporter can reach would be; it counts requests.
+func otherServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
+	var hits atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("internal"))
+	}))
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("no second loopback address: %v", err)
+	}
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+// TestAssetsStayOnOrigin: bundle links and redirects that leave the probed
+// URL's origin are never requested (the other server sees nothing) and
+// are counted as skipped, unless the origin is allowed.
+func TestAssetsStayOnOrigin(t *testing.T) {
+	other, hits := otherServer(t)
+	otherHost := strings.TrimPrefix(other.URL, "http://")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/web/login":
+			fmt.Fprintf(w, `<link rel="stylesheet" href="/web/assets/1/web.assets_frontend.min.css"/>
+<script src="http://%[1]s/web/assets/1/evil.min.js"></script>
+<script src="//%[1]s/web/assets/1/web.evil_relative.min.js"></script>
+<link href="ftp://%[1]s/web/assets/1/web.evil_ftp.min.css"/>
+<script src="/web/assets/1/web.assets_redirected.min.js"></script>`, otherHost)
+		case "/web/assets/1/web.assets_redirected.min.js":
+			http.Redirect(w, r, other.URL+"/internal/secret", http.StatusFound)
+		default:
+			w.Write([]byte("body{}"))
+		}
+	}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name        string
+		allow       []string
+		wantHits    bool
+		wantSkipped float64
+		wantUp      []string
+	}{
+		{"probed origin only", nil, false, 4, []string{"web.assets_frontend.min.css"}},
+		{"other origin allowed", []string{other.URL}, true, 1, // ftp is never allowed
+			[]string{"web.assets_frontend.min.css", "other", "web.evil_relative.min.js", "web.assets_redirected.min.js"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hits.Store(0)
+			c := newAssets(t, AssetsOptions{BaseURL: srv.URL, AllowedOrigins: tt.allow})
+			ms, err := probeGather(t, context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hits.Load() > 0; got != tt.wantHits {
+				t.Errorf("the other server received %d requests", hits.Load())
+			}
+			if got := ms.value(t, "odoo_asset_bundles_skipped", "reason", "off_origin"); got != tt.wantSkipped {
+				t.Errorf("skipped off_origin = %v, want %v", got, tt.wantSkipped)
+			}
+			if got := len(ms.find("odoo_asset_bundle_up")); got != len(tt.wantUp) {
+				t.Errorf("%d odoo_asset_bundle_up series, want %d:\n%s", got, len(tt.wantUp), ms.names())
+			}
+			for _, b := range tt.wantUp {
+				if got := ms.value(t, "odoo_asset_bundle_up", "bundle", b); got != 1 {
+					t.Errorf("odoo_asset_bundle_up{bundle=%q} = %v", b, got)
+				}
+			}
+			if got := ms.value(t, "odoo_asset_bundles_failing"); got != 0 {
+				t.Errorf("odoo_asset_bundles_failing = %v, want 0", got)
+			}
+		})
+	}
+	if _, err := NewAssetsCollector(AssetsOptions{BaseURL: srv.URL, AllowedOrigins: []string{"ftp://" + otherHost}}); err == nil ||
+		!strings.Contains(err.Error(), "--collector.assets.allowed-origin") {
+		t.Errorf("a non-HTTP allowed origin: %v", err)
+	}
+}
+
+// TestAssetsBundleLimit: a page naming 10,000 bundles costs at most the
+// limit in requests and series per scrape, with names in Odoo's naming
+// or not (those share the label "other").
+func TestAssetsBundleLimit(t *testing.T) {
+	const links, limit = 10000, 25
+	tests := []struct {
+		name       string
+		format     string // of a bundle's file name, from its number
+		wantSeries int
+	}{
+		{"Odoo's naming", "web.assets_%05d.min.js", limit},
+		{"names of the page's choosing", "evil-%05d.js", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var requests atomic.Int64
+			var page strings.Builder
+			for i := range links {
+				fmt.Fprintf(&page, `<script src="/web/assets/%d/`+tt.format+`"></script>`+"\n", i, i)
+			}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				if r.URL.Path == "/web/login" {
+					w.Write([]byte(page.String()))
+					return
+				}
+				w.Write([]byte("x"))
+			}))
+			t.Cleanup(srv.Close)
+			c := newAssets(t, AssetsOptions{BaseURL: srv.URL, MaxBundles: limit})
+			for scrape := 1; scrape <= 2; scrape++ {
+				ms, err := probeGather(t, context.Background(), c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := requests.Load(); got != int64(scrape*(limit+1)) {
+					t.Errorf("after %d scrapes: %d requests, want %d", scrape, got, scrape*(limit+1))
+				}
+				if got := len(ms.find("odoo_asset_bundle_up")); got != tt.wantSeries {
+					t.Errorf("%d odoo_asset_bundle_up series, want %d", got, tt.wantSeries)
+				}
+				if got := ms.value(t, "odoo_asset_bundles_skipped", "reason", "over_limit"); got != links-limit {
+					t.Errorf("skipped over_limit = %v, want %d", got, links-limit)
+				}
+			}
+		})
 	}
 }
 
@@ -121,7 +270,7 @@ func TestAssetAttachments(t *testing.T) {
 	if got := scrapeOnce(t, exp).value(t, "odoo_asset_attachments", "database", s.Database()); got != 0 {
 		t.Errorf("before any bundle was built: %v", got)
 	}
-	c := NewAssetsCollector(AssetsOptions{BaseURL: s.WebURL()})
+	c := newAssets(t, AssetsOptions{BaseURL: s.WebURL()})
 	if _, err := probeGather(t, context.Background(), c); err != nil { // builds the bundles
 		t.Fatal(err)
 	}
@@ -134,7 +283,7 @@ func TestAssetAttachments(t *testing.T) {
 // bundle) against the stand-in.
 func BenchmarkAssetsProbe(b *testing.B) {
 	s := probeSim(b, "17.0")
-	c := NewAssetsCollector(AssetsOptions{BaseURL: s.WebURL()})
+	c := newAssets(b, AssetsOptions{BaseURL: s.WebURL()})
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := probeGather(b, context.Background(), c); err != nil {
@@ -146,11 +295,31 @@ func BenchmarkAssetsProbe(b *testing.B) {
 // BenchmarkHTTPProbe measures one HTTP probe (direct target + version_info).
 func BenchmarkHTTPProbe(b *testing.B) {
 	s := probeSim(b, "17.0")
-	c := NewHTTPCollector(HTTPOptions{DirectURL: s.WebURL()})
+	c := newHTTP(b, HTTPOptions{DirectURL: s.WebURL()})
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := probeGather(b, context.Background(), c); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// newAssets builds an assets collector or fails the test.
+func newAssets(tb testing.TB, o AssetsOptions) *AssetsCollector {
+	tb.Helper()
+	c, err := NewAssetsCollector(o)
+	if err != nil || c == nil {
+		tb.Fatalf("NewAssetsCollector: %v, %v", c, err)
+	}
+	return c
+}
+
+// newHTTP builds an HTTP collector or fails the test.
+func newHTTP(tb testing.TB, o HTTPOptions) *HTTPCollector {
+	tb.Helper()
+	c, err := NewHTTPCollector(o)
+	if err != nil || c == nil {
+		tb.Fatalf("NewHTTPCollector: %v, %v", c, err)
+	}
+	return c
 }

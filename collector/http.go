@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -35,13 +36,13 @@ var (
 )
 
 func init() {
-	registerCollector("http", true, func(Deps) (any, error) {
-		c := NewHTTPCollector(HTTPOptions{
+	registerCollector("http", true, func(d Deps) (any, error) {
+		c, err := NewHTTPCollector(HTTPOptions{
 			DirectURL: *odooWebURL, PublicURL: *odooPublicURL, Path: *httpPath,
-			Timeout: *httpTimeout, Database: *httpDatabase,
+			Timeout: *httpTimeout, Database: *httpDatabase, Logger: d.Logger,
 		})
-		if c == nil {
-			return nil, nil
+		if c == nil || err != nil {
+			return nil, err
 		}
 		return c, nil
 	})
@@ -57,6 +58,7 @@ type HTTPOptions struct {
 	Timeout time.Duration
 	// Database labels odoo_version_info.
 	Database string
+	Logger   *slog.Logger
 }
 
 // HTTPCollector requests the same path on Odoo's web port directly and
@@ -64,15 +66,25 @@ type HTTPOptions struct {
 // and "proxy broken" (only public fails) are told apart, as the 502
 // runbook does by hand with curl. It also reads Odoo's version from
 // /web/webclient/version_info.
+//
+// A target that does not answer is the probe's finding (odoo_http_up 0),
+// not a failure of the collector; its state changes are logged once.
 type HTTPCollector struct {
-	opts   HTTPOptions
-	client *http.Client
+	opts    HTTPOptions
+	client  *http.Client
+	targets []httpTarget
 }
 
-// NewHTTPCollector returns nil when no URL is configured.
-func NewHTTPCollector(o HTTPOptions) *HTTPCollector {
+type httpTarget struct {
+	name, base string
+	source     *probeSource
+}
+
+// NewHTTPCollector returns nil when no URL is configured, and an error
+// when a URL is not an absolute http(s) URL.
+func NewHTTPCollector(o HTTPOptions) (*HTTPCollector, error) {
 	if o.DirectURL == "" && o.PublicURL == "" {
-		return nil
+		return nil, nil
 	}
 	if o.Path == "" {
 		o.Path = "/web/login"
@@ -82,7 +94,18 @@ func NewHTTPCollector(o HTTPOptions) *HTTPCollector {
 	}
 	o.DirectURL = strings.TrimRight(o.DirectURL, "/")
 	o.PublicURL = strings.TrimRight(o.PublicURL, "/")
-	return &HTTPCollector{opts: o, client: prober.NewClient(false, 2)}
+	// Redirects are not followed; the origins only make sure of it.
+	origins, err := prober.NewOrigins(o.DirectURL, o.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP probe URL: %w", err)
+	}
+	c := &HTTPCollector{opts: o, client: prober.NewClient(false, 2, origins)}
+	for _, t := range []struct{ name, base string }{{"direct", o.DirectURL}, {"public", o.PublicURL}} {
+		if t.base != "" {
+			c.targets = append(c.targets, httpTarget{t.name, t.base, newProbeSource(o.Logger, "http", t.name, t.base+o.Path)})
+		}
+	}
+	return c, nil
 }
 
 var (
@@ -106,20 +129,25 @@ func (c *HTTPCollector) Describe(ch chan<- *prometheus.Desc) {
 // Update implements Collector. Each probe ends at its timeout or at the
 // scrape's deadline, whichever comes first.
 func (c *HTTPCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
+	scrape := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
 	var wg sync.WaitGroup
-	for _, t := range []struct{ name, base string }{{"direct", c.opts.DirectURL}, {"public", c.opts.PublicURL}} {
-		if t.base == "" {
-			continue
-		}
+	for _, t := range c.targets {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := prober.HTTP(ctx, c.client, http.MethodGet, t.base+c.opts.Path, nil, nil)
+			var err error
+			if !r.Up() {
+				err = r.Err
+				if err == nil {
+					err = &prober.Error{Reason: prober.ReasonStatus, Err: fmt.Errorf("answered %d", r.Status)}
+				}
+			}
 			up := 0.0
-			if r.Up() {
-				up = 1
+			if err == nil || scrape.Err() == nil { // else cut by the scrape: not the source's state
+				up = t.source.observe(err)
 			}
 			ch <- prometheus.MustNewConstMetric(httpUpDesc, prometheus.GaugeValue, up, t.name)
 			ch <- prometheus.MustNewConstMetric(httpStatusDesc, prometheus.GaugeValue, float64(r.Status), t.name)

@@ -18,7 +18,7 @@ func TestHTTPDirectVersusPublic(t *testing.T) {
 	s := probeSim(t, "17.0")
 	web := strings.TrimPrefix(s.WebURL(), "http://")
 	proxy := nginxtest.New(t, web, strings.TrimPrefix(s.GeventURL(), "http://"))
-	c := NewHTTPCollector(HTTPOptions{DirectURL: s.WebURL(), PublicURL: proxy.URL(), Timeout: 5 * time.Second, Database: s.Database()})
+	c := newHTTP(t, HTTPOptions{DirectURL: s.WebURL(), PublicURL: proxy.URL(), Timeout: 5 * time.Second, Database: s.Database()})
 	ctx := context.Background()
 	type want struct{ up, status float64 }
 	check := func(step string, direct, public want) {
@@ -96,8 +96,8 @@ func probeHangingServer(t *testing.T) string {
 func TestProbesHonourScrapeDeadline(t *testing.T) {
 	url := probeHangingServer(t)
 	collectors := map[string]Collector{
-		"http":   NewHTTPCollector(HTTPOptions{DirectURL: url, PublicURL: url, Timeout: time.Hour}),
-		"assets": NewAssetsCollector(AssetsOptions{BaseURL: url, Timeout: time.Hour}),
+		"http":   newHTTP(t, HTTPOptions{DirectURL: url, PublicURL: url, Timeout: time.Hour}),
+		"assets": newAssets(t, AssetsOptions{BaseURL: url, Timeout: time.Hour}),
 	}
 	for name, c := range collectors {
 		t.Run(name, func(t *testing.T) {

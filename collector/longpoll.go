@@ -104,6 +104,7 @@ type LongpollCollector struct {
 	bus       prober.BusOptions
 	publisher *prober.Publisher
 	health    *http.Client
+	source    *probeSource // the gevent port, as the probe sees it
 
 	mu       sync.Mutex // serialises probes
 	version  string     // websocket worker version in use
@@ -139,16 +140,23 @@ func NewLongpollCollector(o LongpollOptions) (*LongpollCollector, error) {
 	}
 	o.GeventURL = strings.TrimRight(o.GeventURL, "/")
 	o.WebURL = strings.TrimRight(o.WebURL, "/")
-	if _, err := url.Parse(o.GeventURL); err != nil {
+	// The probes stay on the configured URLs' origins, redirects included.
+	gevent, err := prober.NewOrigins(o.GeventURL)
+	if err != nil {
 		return nil, fmt.Errorf("gevent URL: %w", err)
 	}
-	busClient := prober.NewClient(true, 1)
+	both, err := prober.NewOrigins(o.GeventURL, o.WebURL)
+	if err != nil {
+		return nil, fmt.Errorf("web URL: %w", err)
+	}
+	busClient := prober.NewClient(true, 1, both)
 	busClient.Jar, _ = cookiejar.New(nil) // never fails with nil options
 	c := &LongpollCollector{
 		opts:    o,
 		version: o.WebsocketVersion,
 		bus:     prober.BusOptions{GeventURL: o.GeventURL, Origin: o.Origin, Client: busClient},
-		health:  prober.NewClient(true, 1),
+		health:  prober.NewClient(true, 1, gevent),
+		source:  newProbeSource(o.Logger, "longpoll", o.Mode, o.GeventURL),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "odoo_longpoll_latency_seconds",
 			Help:    "Latency of the bus probe (mode health: the health request; websocket: connect+subscribe+ping; roundtrip: NOTIFY to delivery). Probes that time out are observed with their elapsed time.",
@@ -252,6 +260,7 @@ func (c *LongpollCollector) Probe(ctx context.Context) error {
 	if parent.Err() != nil {
 		return err // shutting down: not a probe outcome
 	}
+	c.source.observe(err)
 	reason := prober.Reason(err)
 	switch {
 	case err == nil:

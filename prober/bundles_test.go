@@ -82,8 +82,8 @@ func TestWebsocketWorkerVersion(t *testing.T) {
 }
 
 // FuzzExtractBundles checks that any page parses without panicking and
-// that every bundle found is an absolute http(s) URL under /web/assets/
-// or /web/content/ with a .js or .css name, found once.
+// that every bundle found is an absolute URL under /web/assets/ or
+// /web/content/ with a .js or .css name, found once.
 func FuzzExtractBundles(f *testing.F) {
 	f.Add(`<link rel="stylesheet" href="/web/assets/5adf804/web.assets_frontend.min.css"/>`)
 	f.Add(`<script data-src="/web/assets/b153db6/web.assets_frontend_lazy.min.js"></script>`)
@@ -99,8 +99,8 @@ func FuzzExtractBundles(f *testing.F) {
 			if err != nil {
 				t.Fatalf("bundle URL %q does not parse: %v", b.URL, err)
 			}
-			if u.Scheme != "http" && u.Scheme != "https" {
-				t.Fatalf("bundle URL %q is not http(s)", b.URL)
+			if !u.IsAbs() {
+				t.Fatalf("bundle URL %q is not absolute", b.URL)
 			}
 			if !strings.Contains(u.Path, "/web/assets/") && !strings.Contains(u.Path, "/web/content/") {
 				t.Fatalf("bundle URL %q is not an asset route", b.URL)
@@ -108,10 +108,115 @@ func FuzzExtractBundles(f *testing.F) {
 			if !strings.HasSuffix(b.Name, ".js") && !strings.HasSuffix(b.Name, ".css") {
 				t.Fatalf("bundle name %q", b.Name)
 			}
-			if seen[b.Name] {
-				t.Fatalf("bundle %q found twice", b.Name)
+			if seen[b.URL] {
+				t.Fatalf("bundle URL %q found twice", b.URL)
 			}
-			seen[b.Name] = true
+			seen[b.URL] = true
+			if l := b.Label(); l != OtherBundles && l != b.Name {
+				t.Fatalf("label %q of %q", l, b.Name)
+			}
 		}
 	})
+}
+
+func TestValidBundleName(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		want bool
+	}{
+		{"web.assets_frontend.min.css", true},        // 17, 18
+		{"web.assets_frontend_minimal.min.js", true}, // 17, 18
+		{"web.assets_frontend_lazy.min.js", true},    // 17, 18 (data-src)
+		{"web.assets_frontend.rtl.min.css", true},    // 17+ right-to-left
+		{"web.assets_frontend.css", true},            // debug=assets
+		{"rtl/web.assets_frontend.min.css", true},    // 15, 16
+		{"web_editor.backend_assets_wysiwyg.min.js", true},
+		{"web.assets_common.js", true},    // 14
+		{"web.assets_common.0.css", true}, // 14's CSS chunks
+		{"evil.min.js", false},            // Odoo: one-part bundle "evil", refused
+		{"web.rtl.css", false},
+		{"bundle.txt", false},
+		{"a.b.c.min.js", false}, // three parts
+		{"web.assets frontend.min.css", false},
+		{"web.assets_frontend.min.css?x", false},
+		{"x/web.assets_frontend.min.css", false},
+		{"web." + strings.Repeat("a", 129) + ".min.js", false},
+		{"wéb.assets.min.js", false},
+		{"", false},
+	} {
+		if got := ValidBundleName(tt.name); got != tt.want {
+			t.Errorf("ValidBundleName(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+		want := tt.name
+		if !tt.want {
+			want = OtherBundles
+		}
+		if got := (Bundle{Name: tt.name}).Label(); got != want {
+			t.Errorf("Label of %q = %q, want %q", tt.name, got, want)
+		}
+	}
+}
+
+func TestSelectBundles(t *testing.T) {
+	base, _ := url.Parse("http://odoo.example:8069/web/login")
+	page := `<link href="/web/assets/1/web.a.min.css"/>
+<script src="//odoo.example:8069/web/assets/1/web.b.min.js"></script>
+<script src="HTTP://ODOO.EXAMPLE:8069/web/assets/1/web.c.min.js"></script>
+<script src="//odoo.example:8070/web/assets/1/web.d.min.js"></script>
+<script src="https://odoo.example:8069/web/assets/1/web.e.min.js"></script>
+<script src="http://127.0.0.2:8069/web/assets/1/web.f.min.js"></script>
+<script src="//cdn.example/web/assets/1/web.g.min.js"></script>
+<script src="ftp://odoo.example:8069/web/assets/1/web.h.min.js"></script>
+<script src="file:///web/assets/1/web.i.min.js"></script>
+<link href="/web/assets/2/web.a.min.css"/>
+<script src="/web/assets/1/web.j.min.js"></script>
+<script src="/web/assets/1/web.k.min.js"></script>`
+	bs, err := ExtractBundles(strings.NewReader(page), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := func(bs []Bundle) (out []string) {
+		for _, b := range bs {
+			out = append(out, b.Name)
+		}
+		return out
+	}
+	tests := []struct {
+		name        string
+		allow       []string
+		max         int
+		want        []string
+		wantSkipped map[string]int
+	}{
+		{"web URL's origin only", nil, 100,
+			[]string{"web.a.min.css", "web.b.min.js", "web.c.min.js", "web.j.min.js", "web.k.min.js"},
+			map[string]int{SkipOffOrigin: 6}},
+		{"limit", nil, 2,
+			[]string{"web.a.min.css", "web.b.min.js"},
+			map[string]int{SkipOffOrigin: 6, SkipOverLimit: 3}},
+		{"CDN allowed", []string{"https://cdn.example"}, 100,
+			[]string{"web.a.min.css", "web.b.min.js", "web.c.min.js", "web.j.min.js", "web.k.min.js"},
+			map[string]int{SkipOffOrigin: 6}}, // //cdn.example resolves to http://, not https://
+		{"CDN allowed, scheme matching", []string{"http://cdn.example/"}, 100,
+			[]string{"web.a.min.css", "web.b.min.js", "web.c.min.js", "web.g.min.js", "web.j.min.js", "web.k.min.js"},
+			map[string]int{SkipOffOrigin: 5}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			origins, err := NewOrigins(base.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := origins.Allow(tt.allow...); err != nil {
+				t.Fatal(err)
+			}
+			keep, skipped := SelectBundles(bs, origins, tt.max)
+			if !reflect.DeepEqual(names(keep), tt.want) {
+				t.Errorf("kept %v, want %v", names(keep), tt.want)
+			}
+			if !reflect.DeepEqual(skipped, tt.wantSkipped) {
+				t.Errorf("skipped %v, want %v", skipped, tt.wantSkipped)
+			}
+		})
+	}
 }

@@ -87,13 +87,16 @@ func Reason(err error) string {
 // NewClient returns an HTTP client for probes: proxy from the
 // environment, no Timeout of its own (each probe's context bounds its
 // requests, so a scrape's deadline applies), at most maxIdle idle
-// connections per host. Redirects are followed only when follow is true.
-func NewClient(follow bool, maxIdle int) *http.Client {
-	c := &http.Client{Transport: &http.Transport{
+// connections per host. It sends requests only to origins (nil: none), the
+// first request and every redirect alike; any other is refused with an
+// error wrapping ErrOffOrigin and never sent. Redirects are followed only
+// when follow is true.
+func NewClient(follow bool, maxIdle int, origins *Origins) *http.Client {
+	c := &http.Client{Transport: &originTransport{origins: origins, next: &http.Transport{
 		Proxy:               http.ProxyFromEnvironment,
 		MaxIdleConnsPerHost: maxIdle,
 		IdleConnTimeout:     time.Minute,
-	}}
+	}}}
 	if !follow {
 		c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	}

@@ -21,7 +21,11 @@ func TestErrorsRedactCredentials(t *testing.T) {
 	}))
 	defer srv.Close()
 	base := strings.Replace(srv.URL, "http://", "http://probe:s3cret@", 1)
-	client := NewClient(true, 1)
+	origins, err := NewOrigins(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := NewClient(true, 1, origins)
 	ctx := context.Background()
 	tests := []struct {
 		name string

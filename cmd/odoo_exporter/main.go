@@ -72,16 +72,13 @@ func run() int {
 	flag.AddFlags(kingpin.CommandLine, promslogConfig)
 	kingpin.Version(version.Print(exporterName))
 	kingpin.HelpFlag.Short('h')
+	kingpin.CommandLine.Validate(validateFlags) // flags.go: ranges of every duration, size and count
 	kingpin.Parse()
 	logger := promslog.New(promslogConfig)
 
 	logger.Info("starting "+exporterName, "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
 
-	if *refresh < 0 {
-		logger.Error("--odoo.database-refresh-interval must not be negative")
-		return 1
-	}
 	deps := collector.Deps{Logger: logger, DatabaseRefresh: *refresh}
 	if *dsn != "" {
 		password := ""
@@ -179,9 +176,28 @@ func run() int {
 }
 
 // metricsHandler gathers the process-wide registry and, per request, a
-// scrape of the collectors bounded by the scrape's deadline.
+// scrape of the collectors bounded by the scrape's deadline. At most
+// maxRequests (0: no limit) are served at once, across requests: the one
+// semaphore is shared by every request, and a request past the limit is
+// answered 503 at once, as promhttp's MaxRequestsInFlight does (which,
+// being per handler, cannot be used here: the handler is built per
+// request around its scrape).
 func metricsHandler(exp *collector.Exporter, global *prometheus.Registry, logger *slog.Logger, maxRequests int, maxTimeout, offset time.Duration) http.Handler {
+	var inFlight chan struct{}
+	if maxRequests > 0 {
+		inFlight = make(chan struct{}, maxRequests)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if inFlight != nil {
+			select {
+			case inFlight <- struct{}{}:
+				defer func() { <-inFlight }()
+			default:
+				http.Error(w, fmt.Sprintf("Limit of concurrent requests reached (%d), try again later.", maxRequests),
+					http.StatusServiceUnavailable)
+				return
+			}
+		}
 		timeout := ScrapeTimeout(r.Header.Get("X-Prometheus-Scrape-Timeout-Seconds"), maxTimeout, offset)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
@@ -191,9 +207,8 @@ func metricsHandler(exp *collector.Exporter, global *prometheus.Registry, logger
 			return
 		}
 		promhttp.HandlerFor(prometheus.Gatherers{global, reg}, promhttp.HandlerOpts{
-			ErrorLog:            slog.NewLogLogger(logger.Handler(), slog.LevelError),
-			ErrorHandling:       promhttp.ContinueOnError,
-			MaxRequestsInFlight: maxRequests,
+			ErrorLog:      slog.NewLogLogger(logger.Handler(), slog.LevelError),
+			ErrorHandling: promhttp.ContinueOnError,
 		}).ServeHTTP(w, r)
 	})
 }

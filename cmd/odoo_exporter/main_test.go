@@ -241,7 +241,7 @@ func TestDatabaseRefreshFlag(t *testing.T) {
 	cmd := exec.Command(bin, "--web.listen-address="+freeAddr(t), "--odoo.database-refresh-interval=-1s")
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "must not be negative") {
+	if err == nil || !strings.Contains(string(out), "--odoo.database-refresh-interval=-1s is out of range") {
 		t.Errorf("a negative interval: %v\n%s", err, out)
 	}
 }
