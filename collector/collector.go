@@ -467,7 +467,11 @@ type unit struct {
 	mu      sync.Mutex
 	metrics []prometheus.Metric
 	done    bool
-	results map[string]*result
+	// abandoned: the scrape reported it failed at its deadline and no
+	// longer waits for it.
+	abandoned bool
+	sent      bool // received and sent by Collect (Collect's goroutine only)
+	results   map[string]*result
 }
 
 func (u *unit) add(m prometheus.Metric) {
@@ -539,14 +543,21 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 		case u := <-finished:
 			e.send(ch, u)
 			pending--
+			u.sent = true
 		case <-ctx.Done():
 			took := time.Since(begin)
+			late := 0 // done before the deadline, not received yet
 			for _, u := range units {
+				if u.sent {
+					continue
+				}
 				u.mu.Lock()
 				if u.done {
 					u.mu.Unlock()
-					continue // posted to finished, not received yet
+					late++
+					continue
 				}
+				u.abandoned = true
 				ms := u.metrics
 				u.mu.Unlock()
 				for _, m := range ms {
@@ -556,15 +567,16 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 					e.report(ch, n, &result{d: took, err: fmt.Errorf("still running at the scrape's deadline (%.3gs): left out of this scrape", took.Seconds())})
 				}
 			}
-			// Those done but not yet received.
-			for {
-				select {
-				case u := <-finished:
-					e.send(ch, u)
-				default:
-					return
+			// A unit sets done just before it posts itself: wait for those.
+			for late > 0 {
+				u := <-finished
+				if u.abandoned {
+					continue // posts after its deadline report; not sent
 				}
+				e.send(ch, u)
+				late--
 			}
+			return
 		}
 	}
 }

@@ -19,7 +19,7 @@ func init() {
 }
 
 // pgCollector tells whether the cluster answers and reads cluster-wide
-// settings, from the scrape's snapshot.
+// settings, once per scrape on the reserved connection.
 type pgCollector struct {
 	src *postgres.Source
 }
@@ -40,8 +40,8 @@ func (c *pgCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *pgCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	snap, err := ClusterSnapshot(ctx, c.src)
-	if snap == nil || snap.ServerVersionNum == 0 {
+	p, err := clusterSettings(ctx, c.src)
+	if err != nil {
 		ch <- prometheus.MustNewConstMetric(pgUpDesc, prometheus.GaugeValue, 0)
 		var connErr *postgres.ConnectError
 		if errors.As(err, &connErr) {
@@ -52,7 +52,7 @@ func (c *pgCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) e
 		return err
 	}
 	ch <- prometheus.MustNewConstMetric(pgUpDesc, prometheus.GaugeValue, 1)
-	ch <- prometheus.MustNewConstMetric(pgConnectionsMaxDesc, prometheus.GaugeValue, snap.MaxConnections)
-	ch <- prometheus.MustNewConstMetric(pgServerVersionDesc, prometheus.GaugeValue, float64(snap.ServerVersionNum))
+	ch <- prometheus.MustNewConstMetric(pgConnectionsMaxDesc, prometheus.GaugeValue, p.maxConnections)
+	ch <- prometheus.MustNewConstMetric(pgServerVersionDesc, prometheus.GaugeValue, float64(p.versionNum))
 	return nil
 }

@@ -84,11 +84,12 @@ func (s *PGSnapshot) Covers(db string) bool {
 	return false
 }
 
-// pgSettingsSQL reads the settings and the deadlock counters: one row per
-// Odoo database of $1, or one row with a NULL database when none.
+// pgSettingsSQL reads the server's settings.
 const pgSettingsSQL = `SELECT current_setting('max_connections')::float8,
-  current_setting('server_version_num')::int, clock_timestamp(), d.datname::text, d.deadlocks::float8
-FROM (SELECT 1) one LEFT JOIN pg_catalog.pg_stat_database d ON d.datname = ANY($1)`
+  current_setting('server_version_num')::int, clock_timestamp()`
+
+// pgDeadlocksSQL reads the deadlock counters of the Odoo databases of $1.
+const pgDeadlocksSQL = `SELECT datname::text, deadlocks::float8 FROM pg_catalog.pg_stat_database WHERE datname = ANY($1)`
 
 // pgBackendsSQL reads pg_locks once (materialized) and pg_stat_activity
 // once (a transaction sees one snapshot of it), and returns one row per
@@ -120,36 +121,53 @@ WHERE a.backend_type = 'client backend' AND a.datname = ANY($1)
   AND a.application_name NOT IN ('` + postgres.ApplicationName + `', '` + postgres.ProberApplicationName + `')
   AND a.pid <> pg_catalog.pg_backend_pid()`
 
-// readSnapshot takes a snapshot on src's reserved connection. On error the
-// snapshot returned holds what was read before it (ServerVersionNum is 0
-// when the server did not answer at all).
-func readSnapshot(ctx context.Context, src *postgres.Source) (*PGSnapshot, error) {
-	s := &PGSnapshot{Deadlocks: map[string]float64{}}
-	s.Databases, s.DatabasesErr = src.Databases(ctx)
+// pgSettings are the server's settings, read first in a scrape: they
+// need no database list.
+type pgSettings struct {
+	maxConnections float64
+	versionNum     int
+	now            time.Time
+}
+
+func readSettings(ctx context.Context, src *postgres.Source) (*pgSettings, error) {
+	var p pgSettings
 	err := src.WithConn(ctx, "", func(q postgres.Queryer) error {
-		rows, err := q.Query(ctx, pgSettingsSQL, s.Databases)
+		return q.QueryRow(ctx, pgSettingsSQL).Scan(&p.maxConnections, &p.versionNum, &p.now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// readSnapshot takes a snapshot on src's reserved connection, after the
+// settings p.
+func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PGSnapshot, error) {
+	s := &PGSnapshot{Deadlocks: map[string]float64{}, Taken: p.now,
+		MaxConnections: p.maxConnections, ServerVersionNum: p.versionNum}
+	s.Databases, s.DatabasesErr = src.Databases(ctx)
+	if len(s.Databases) == 0 {
+		return s, nil
+	}
+	err := src.WithConn(ctx, "", func(q postgres.Queryer) error {
+		rows, err := q.Query(ctx, pgDeadlocksSQL, s.Databases)
 		if err != nil {
 			return err
 		}
 		for rows.Next() {
 			var (
-				db        *string
-				deadlocks *float64
+				db        string
+				deadlocks float64
 			)
-			if err := rows.Scan(&s.MaxConnections, &s.ServerVersionNum, &s.Taken, &db, &deadlocks); err != nil {
+			if err := rows.Scan(&db, &deadlocks); err != nil {
 				rows.Close()
 				return err
 			}
-			if db != nil && deadlocks != nil {
-				s.Deadlocks[*db] = *deadlocks
-			}
+			s.Deadlocks[db] = deadlocks
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
 			return err
-		}
-		if len(s.Databases) == 0 {
-			return nil
 		}
 		waitstart := "waitstart"
 		if s.ServerVersionNum < 140000 {
@@ -193,7 +211,10 @@ func readSnapshot(ctx context.Context, src *postgres.Source) (*PGSnapshot, error
 		}
 		return rows.Err()
 	})
-	return s, err
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func deref(t *time.Time) time.Time {
@@ -203,12 +224,16 @@ func deref(t *time.Time) time.Time {
 	return *t
 }
 
-// snapshotHolder takes the snapshot of one scrape or pass, once.
+// snapshotHolder takes the settings and the snapshot of one scrape or
+// pass, each once.
 type snapshotHolder struct {
-	src  *postgres.Source
-	once sync.Once
-	snap *PGSnapshot
-	err  error
+	src          *postgres.Source
+	settingsOnce sync.Once
+	settings     *pgSettings
+	settingsErr  error
+	once         sync.Once
+	snap         *PGSnapshot
+	err          error
 }
 
 type snapshotKey struct{}
@@ -222,20 +247,44 @@ func withSnapshot(ctx context.Context, src *postgres.Source) context.Context {
 	return context.WithValue(ctx, snapshotKey{}, &snapshotHolder{src: src})
 }
 
+func holder(ctx context.Context, src *postgres.Source) *snapshotHolder {
+	h, ok := ctx.Value(snapshotKey{}).(*snapshotHolder)
+	if !ok || h.src != src {
+		return &snapshotHolder{src: src} // not shared
+	}
+	return h
+}
+
+func (h *snapshotHolder) readSettings(ctx context.Context) (*pgSettings, error) {
+	h.settingsOnce.Do(func() { h.settings, h.settingsErr = readSettings(ctx, h.src) })
+	return h.settings, h.settingsErr
+}
+
+// clusterSettings returns the server's settings of the scrape or pass ctx
+// belongs to; unlike ClusterSnapshot it never waits for database
+// discovery.
+func clusterSettings(ctx context.Context, src *postgres.Source) (*pgSettings, error) {
+	return holder(ctx, src).readSettings(ctx)
+}
+
 // ClusterSnapshot returns the snapshot of pg_stat_activity and pg_locks of
 // the scrape or background pass ctx belongs to, reading it on the first
 // call (later calls wait for it and share it). A context of neither (a
-// direct call) reads a snapshot of its own from src. On error the
-// snapshot holds what was read (see readSnapshot).
+// direct call) reads a snapshot of its own from src. The first scrape
+// after the start waits for the first database discovery.
 //
 // Collectors that need the cluster-wide views (activity, locks, and the
 // cron collector's running jobs: PGBackend.XID, Relations and Query) call
 // it instead of querying the views themselves.
 func ClusterSnapshot(ctx context.Context, src *postgres.Source) (*PGSnapshot, error) {
-	h, ok := ctx.Value(snapshotKey{}).(*snapshotHolder)
-	if !ok || h.src != src {
-		return readSnapshot(ctx, src)
-	}
-	h.once.Do(func() { h.snap, h.err = readSnapshot(ctx, src) })
+	h := holder(ctx, src)
+	h.once.Do(func() {
+		p, err := h.readSettings(ctx)
+		if err != nil {
+			h.err = err
+			return
+		}
+		h.snap, h.err = readSnapshot(ctx, src, p)
+	})
 	return h.snap, h.err
 }
