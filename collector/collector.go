@@ -534,7 +534,8 @@ func (s *scrape) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if e.pg != nil {
-		e.sendSource(ch)
+		// After the collectors: discovery may end during the scrape.
+		defer e.sendSource(ch)
 	}
 
 	pending := len(units)

@@ -87,7 +87,6 @@ type Source struct {
 	reserved    bool
 	clusterSem  chan struct{} // held while the connection is in use
 	cluster     *pgx.Conn     // nil when not open; guarded by clusterSem
-	clusterUsed time.Time     // guarded by clusterSem
 
 	// Connections to the databases.
 	sem  chan struct{}
@@ -213,9 +212,8 @@ func (s *Source) withCluster(ctx context.Context, fn func(Queryer) error) error 
 		return &ConnectError{Database: db, Err: fmt.Errorf("waiting for the cluster connection: %w", ctx.Err())}
 	}
 	defer func() { <-s.clusterSem }()
-	if s.cluster != nil && (s.cluster.IsClosed() ||
-		(time.Since(s.clusterUsed) >= time.Second && s.cluster.Ping(ctx) != nil)) {
-		// Ended by the server (restart, idle timeout): reconnect.
+	if s.cluster != nil && (s.cluster.IsClosed() || s.cluster.Ping(ctx) != nil) {
+		// Ended by the server (restart, terminated): reconnect.
 		s.dropCluster()
 	}
 	if s.cluster == nil {
@@ -229,7 +227,6 @@ func (s *Source) withCluster(ctx context.Context, fn func(Queryer) error) error 
 		s.mu.Unlock()
 	}
 	err := fn(s.cluster)
-	s.clusterUsed = time.Now()
 	if s.cluster.IsClosed() || (err != nil && !isServerError(err)) {
 		s.dropCluster()
 	}
@@ -274,10 +271,11 @@ func (s *Source) acquire(ctx context.Context, db string) (*pgx.Conn, error) {
 		if ic.db == db && now.Sub(ic.used) < s.cfg.IdleTimeout && !ic.conn.IsClosed() {
 			s.idle.Remove(e)
 			s.mu.Unlock()
-			// A connection idle for a while may have been ended by the
-			// server (restart, idle timeout): check it before handing it
-			// out, so that a scrape after a restart does not fail.
-			if now.Sub(ic.used) < time.Second || ic.conn.Ping(ctx) == nil {
+			// An idle connection may have been ended by the server
+			// (restart, a database dropped WITH (FORCE), Odoo's database
+			// manager terminating sessions): check it before handing it
+			// out (one round trip), so that the collection does not fail.
+			if ic.conn.Ping(ctx) == nil {
 				return ic.conn, nil
 			}
 			closeQuietly(ic.conn)
@@ -407,7 +405,7 @@ func (s *Source) Explain(err error) error {
 		return err
 	}
 	if m := deniedRE.FindStringSubmatch(pgErr.Message); m != nil {
-		return fmt.Errorf("%w (missing grant: GRANT SELECT ON %s TO %s)", err, m[1], pgx.Identifier{s.base.User}.Sanitize())
+		return fmt.Errorf("%w (missing grant: GRANT SELECT ON %s TO %s)", err, m[1], ident(s.base.User))
 	}
 	return fmt.Errorf("%w (the role %s lacks a privilege: see the README's Least privilege)", err, s.base.User)
 }
@@ -445,4 +443,14 @@ func (s *Source) OpenConns() int {
 		return s.open + 1
 	}
 	return s.open
+}
+
+var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
+
+// ident quotes name for SQL when it needs quotes.
+func ident(name string) string {
+	if plainIdent.MatchString(name) {
+		return name
+	}
+	return pgx.Identifier{name}.Sanitize()
 }
