@@ -84,9 +84,9 @@ type Source struct {
 	logger *slog.Logger
 
 	// The reserved connection to the DSN's database (MaxConns >= 2).
-	reserved    bool
-	clusterSem  chan struct{} // held while the connection is in use
-	cluster     *pgx.Conn     // nil when not open; guarded by clusterSem
+	reserved   bool
+	clusterSem chan struct{} // held while the connection is in use
+	cluster    *pgx.Conn     // nil when not open; guarded by clusterSem
 
 	// Connections to the databases.
 	sem  chan struct{}
