@@ -4,10 +4,14 @@
 //
 // There are two kinds of collectors. A Collector reads one source for the
 // whole scrape (the cluster's activity, an HTTP probe, Docker). A
-// DatabaseCollector reads one Odoo database; the framework opens one
-// connection per database per scrape and runs every enabled
-// DatabaseCollector on it, so that a cluster of hundreds of databases costs
-// one connection each, with at most --pg.max-connections open at once.
+// DatabaseCollector reads one Odoo database; the framework runs every
+// enabled DatabaseCollector on one connection per database (kept open and
+// reused between scrapes while the bound allows), in the scrape or in
+// background passes, with at most --pg.max-connections open at once.
+//
+// A scrape answers by its deadline: a collector still running then is
+// reported as failed (odoo_exporter_collector_success 0) with what it had
+// sent so far, and is left to end in the background.
 package collector
 
 import (
@@ -18,6 +22,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -122,14 +127,21 @@ func Names() []string {
 	return names
 }
 
+// DefaultDatabaseRefresh is the background pass interval used for
+// discovered databases (--odoo.database=all) when none is given: a scrape
+// then costs the cluster one query on a connection that stays open,
+// however many databases there are, and a pass over N databases costs at
+// most N sessions per interval (none when they fit in the connections).
+const DefaultDatabaseRefresh = time.Minute
+
 var (
 	scrapeSuccessDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(Namespace, "exporter", "collector_success"),
-		"Whether the collector succeeded in the last scrape (1) or failed (0); database collectors with --odoo.database-refresh-interval: in the last background pass.",
+		"Whether the collector succeeded in the last scrape (1) or failed (0), a collector still running at the scrape's deadline included; database collectors with --odoo.database-refresh-interval: in the last background pass.",
 		[]string{"collector"}, nil)
 	scrapeDurationDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(Namespace, "exporter", "collector_duration_seconds"),
-		"Time the collector took in the last scrape (or background pass); for database collectors, summed over databases.",
+		"Time the collector took in the last scrape (or background pass), up to the scrape's deadline; for database collectors, summed over databases.",
 		[]string{"collector"}, nil)
 	databaseUpDesc = prometheus.NewDesc(
 		prometheus.BuildFQName(Namespace, "database", "up"),
@@ -145,7 +157,27 @@ var (
 		nil, nil)
 	databasesDesc = prometheus.NewDesc(
 		"odoo_databases",
-		"Number of Odoo databases collected (configured or discovered).",
+		"Number of Odoo databases collected (configured, or found by the last discovery: see odoo_exporter_discovery_success).",
+		nil, nil)
+	discoverySuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "exporter", "discovery_success"),
+		"Whether the last database discovery (--odoo.database=all) checked every database (1) or not (0: the databases not checked keep their last known status, and the database collectors report failure).",
+		nil, nil)
+	discoveryLastSuccessDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "exporter", "discovery_last_success_timestamp_seconds"),
+		"When the last database discovery that checked every database ended.",
+		nil, nil)
+	discoveryDurationDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "exporter", "discovery_duration_seconds"),
+		"How long the last database discovery took.",
+		nil, nil)
+	discoveryErrorsDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "exporter", "discovery_errors_total"),
+		"Database discoveries that failed (could not list the databases, or could not check one of them).",
+		nil, nil)
+	pgSessionsOpenedDesc = prometheus.NewDesc(
+		prometheus.BuildFQName(Namespace, "exporter", "pg_sessions_opened_total"),
+		"PostgreSQL sessions the exporter opened since it started (a warm scrape opens none while the databases fit in --pg.max-connections).",
 		nil, nil)
 )
 
@@ -161,14 +193,28 @@ type Exporter struct {
 
 	passMu sync.Mutex
 	pass   *dbPass // last complete background pass; nil before the first
+
+	stateMu sync.Mutex
+	failing map[string]bool // collectors whose last run failed, for logging
+
+	// inflight counts the collectors still running, those a scrape left
+	// at its deadline included; Close waits for them.
+	inflight sync.WaitGroup
 }
 
-// dbPass is what one background pass of the database collectors sent,
-// their success and duration included.
+// dbPass is what one background pass of the database collectors sent and
+// how each collector fared.
 type dbPass struct {
 	metrics []prometheus.Metric
+	results map[string]*result
 	end     time.Time
 	took    time.Duration
+}
+
+// result is how one collector fared in a scrape or pass.
+type result struct {
+	d   time.Duration
+	err error
 }
 
 // New builds the collectors that are enabled by flag (or, when filters are
@@ -195,6 +241,7 @@ func New(deps Deps, filters ...string) (*Exporter, error) {
 		collectors: map[string]Collector{},
 		dbs:        map[string]DatabaseCollector{},
 		dbRefresh:  deps.DatabaseRefresh,
+		failing:    map[string]bool{},
 	}
 	for _, name := range Names() {
 		if !enabled[name] {
@@ -278,10 +325,13 @@ func (e *Exporter) refreshDatabases(ctx context.Context) {
 	}
 }
 
-// runPass collects every database into a new pass.
+// runPass collects every database into a new pass. It uses the database
+// connections only (and the reserved one briefly, for the cluster-wide
+// views), so that scrapes during a pass are not held up by it.
 func (e *Exporter) runPass(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, e.dbRefresh)
 	defer cancel()
+	pctx = withSnapshot(pctx, e.pg)
 	ch := make(chan prometheus.Metric, 256)
 	done := make(chan []prometheus.Metric)
 	go func() {
@@ -292,7 +342,7 @@ func (e *Exporter) runPass(ctx context.Context) {
 		done <- ms
 	}()
 	begin := time.Now()
-	e.collectDatabases(pctx, ch)
+	results := e.collectDatabases(pctx, ch)
 	close(ch)
 	ms := <-done
 	if ctx.Err() != nil {
@@ -305,8 +355,11 @@ func (e *Exporter) runPass(ctx context.Context) {
 		e.logger.Warn("the pass over the databases did not end within --odoo.database-refresh-interval; raise it",
 			"interval", e.dbRefresh, "took", took)
 	}
+	for _, n := range e.dbNames {
+		e.logState(n, results[n].d, results[n].err)
+	}
 	e.passMu.Lock()
-	e.pass = &dbPass{metrics: ms, end: time.Now(), took: took}
+	e.pass = &dbPass{metrics: ms, results: results, end: time.Now(), took: took}
 	e.passMu.Unlock()
 }
 
@@ -321,13 +374,18 @@ func (e *Exporter) sendPass(ch chan<- prometheus.Metric) {
 	for _, m := range p.metrics {
 		ch <- m
 	}
+	for _, n := range e.dbNames {
+		sendResult(ch, n, p.results[n])
+	}
 	ch <- prometheus.MustNewConstMetric(databasePassDesc, prometheus.GaugeValue, float64(p.end.UnixNano())/1e9)
 	ch <- prometheus.MustNewConstMetric(databasePassDurationDesc, prometheus.GaugeValue, p.took.Seconds())
 }
 
-// Close releases what the collectors hold (e.g. API clients); call it
-// after Run has returned.
+// Close waits for the collectors still running (left by a scrape at its
+// deadline) and releases what the collectors hold (e.g. API clients); call
+// it after Run has returned.
 func (e *Exporter) Close() error {
+	e.inflight.Wait()
 	var errs []error
 	for _, c := range e.collectors {
 		if cl, ok := c.(io.Closer); ok {
@@ -367,6 +425,13 @@ func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 func (e *Exporter) describe(ch chan<- *prometheus.Desc) {
 	ch <- scrapeSuccessDesc
 	ch <- scrapeDurationDesc
+	if e.pg != nil {
+		ch <- pgSessionsOpenedDesc
+		ch <- discoverySuccessDesc
+		ch <- discoveryLastSuccessDesc
+		ch <- discoveryDurationDesc
+		ch <- discoveryErrorsDesc
+	}
 	if len(e.dbs) > 0 {
 		ch <- databaseUpDesc
 		ch <- databasesDesc
@@ -395,65 +460,226 @@ type scrape struct {
 
 func (s *scrape) Describe(ch chan<- *prometheus.Desc) { s.e.Describe(ch) }
 
-func (s *scrape) Collect(ch chan<- prometheus.Metric) {
-	var wg sync.WaitGroup
-	for name, c := range s.e.collectors {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			begin := time.Now()
-			err := c.Update(s.ctx, ch)
-			s.e.report(ch, name, time.Since(begin), err)
-		}()
-	}
-	if len(s.e.dbs) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if s.e.dbRefresh > 0 {
-				s.e.sendPass(ch)
-			} else {
-				s.e.collectDatabases(s.ctx, ch)
-			}
-		}()
-	}
-	wg.Wait()
+// unit is one collector, or the database collectors together, running in
+// a scrape: what it sent so far and, once done, how each collector fared.
+type unit struct {
+	names   []string
+	mu      sync.Mutex
+	metrics []prometheus.Metric
+	done    bool
+	// abandoned: the scrape reported it failed at its deadline and no
+	// longer waits for it.
+	abandoned bool
+	sent      bool // received and sent by Collect (Collect's goroutine only)
+	results   map[string]*result
 }
 
-func (e *Exporter) report(ch chan<- prometheus.Metric, name string, d time.Duration, err error) {
-	if errors.Is(err, ErrNoSource) {
+func (u *unit) add(m prometheus.Metric) {
+	u.mu.Lock()
+	u.metrics = append(u.metrics, m)
+	u.mu.Unlock()
+}
+
+// start runs fn in the background, collecting what it sends into u, and
+// posts u to finished when fn has returned.
+func (e *Exporter) start(u *unit, finished chan<- *unit, fn func(ch chan<- prometheus.Metric) map[string]*result) {
+	e.inflight.Add(1)
+	go func() {
+		defer e.inflight.Done()
+		ch := make(chan prometheus.Metric, 64)
+		drained := make(chan struct{})
+		go func() {
+			defer close(drained)
+			for m := range ch {
+				u.add(m)
+			}
+		}()
+		results := fn(ch)
+		close(ch)
+		<-drained
+		u.mu.Lock()
+		u.done, u.results = true, results
+		u.mu.Unlock()
+		finished <- u
+	}()
+}
+
+// Collect runs the collectors concurrently and answers by the scrape's
+// deadline: the collectors still running then are reported as failed for
+// this scrape, with the metrics they had sent.
+func (s *scrape) Collect(ch chan<- prometheus.Metric) {
+	e := s.e
+	begin := time.Now()
+	ctx := withSnapshot(s.ctx, e.pg)
+	var units []*unit
+	finished := make(chan *unit, len(e.collectors)+1)
+	for name, c := range e.collectors {
+		u := &unit{names: []string{name}}
+		units = append(units, u)
+		e.start(u, finished, func(ch chan<- prometheus.Metric) map[string]*result {
+			begin := time.Now()
+			err := c.Update(ctx, ch)
+			return map[string]*result{name: {d: time.Since(begin), err: err}}
+		})
+	}
+	if len(e.dbs) > 0 {
+		if e.dbRefresh > 0 {
+			e.sendPass(ch)
+		} else {
+			u := &unit{names: e.dbNames}
+			units = append(units, u)
+			e.start(u, finished, func(ch chan<- prometheus.Metric) map[string]*result {
+				return e.collectDatabases(ctx, ch)
+			})
+		}
+	}
+	if e.pg != nil {
+		// After the collectors: discovery may end during the scrape.
+		defer e.sendSource(ch)
+	}
+
+	pending := len(units)
+	for pending > 0 {
+		select {
+		case u := <-finished:
+			e.send(ch, u)
+			pending--
+			u.sent = true
+		case <-ctx.Done():
+			took := time.Since(begin)
+			late := 0 // done before the deadline, not received yet
+			for _, u := range units {
+				if u.sent {
+					continue
+				}
+				u.mu.Lock()
+				if u.done {
+					u.mu.Unlock()
+					late++
+					continue
+				}
+				u.abandoned = true
+				ms := u.metrics
+				u.mu.Unlock()
+				for _, m := range ms {
+					ch <- m
+				}
+				for _, n := range u.names {
+					e.report(ch, n, &result{d: took, err: fmt.Errorf("still running at the scrape's deadline (%.3gs): left out of this scrape", took.Seconds())})
+				}
+			}
+			// A unit sets done just before it posts itself: wait for those.
+			for late > 0 {
+				u := <-finished
+				if u.abandoned {
+					continue // posts after its deadline report; not sent
+				}
+				e.send(ch, u)
+				late--
+			}
+			return
+		}
+	}
+}
+
+// send sends what a finished unit collected and how its collectors fared.
+func (e *Exporter) send(ch chan<- prometheus.Metric, u *unit) {
+	for _, m := range u.metrics {
+		ch <- m
+	}
+	for _, n := range u.names {
+		e.report(ch, n, u.results[n])
+	}
+}
+
+// sendSource sends the state of the PostgreSQL source: sessions opened
+// and database discovery.
+func (e *Exporter) sendSource(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(pgSessionsOpenedDesc, prometheus.CounterValue, float64(e.pg.SessionsOpened()))
+	d := e.pg.Discovery()
+	if !d.Enabled {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(discoveryErrorsDesc, prometheus.CounterValue, float64(d.Errors))
+	if !d.Ran {
 		return
 	}
 	success := 1.0
-	if err != nil {
+	if d.Err != nil {
 		success = 0
+	}
+	ch <- prometheus.MustNewConstMetric(discoverySuccessDesc, prometheus.GaugeValue, success)
+	ch <- prometheus.MustNewConstMetric(discoveryDurationDesc, prometheus.GaugeValue, d.Duration.Seconds())
+	if !d.LastSuccess.IsZero() {
+		ch <- prometheus.MustNewConstMetric(discoveryLastSuccessDesc, prometheus.GaugeValue, float64(d.LastSuccess.UnixNano())/1e9)
+	}
+}
+
+// report logs a collector's state change and sends its success and
+// duration.
+func (e *Exporter) report(ch chan<- prometheus.Metric, name string, r *result) {
+	if r == nil || errors.Is(r.err, ErrNoSource) {
+		return
+	}
+	e.logState(name, r.d, r.err)
+	sendResult(ch, name, r)
+}
+
+// logState logs a collector's failure once, when it starts failing, and
+// its recovery; repeats go to the debug level.
+func (e *Exporter) logState(name string, d time.Duration, err error) {
+	if errors.Is(err, ErrNoSource) {
+		return
+	}
+	e.stateMu.Lock()
+	if e.failing == nil {
+		e.failing = map[string]bool{}
+	}
+	was := e.failing[name]
+	e.failing[name] = err != nil
+	e.stateMu.Unlock()
+	switch {
+	case err != nil && !was:
 		e.logger.Error("collector failed", "collector", name, "duration_seconds", d.Seconds(), "err", err)
-	} else {
+	case err != nil:
+		e.logger.Debug("collector still failing", "collector", name, "duration_seconds", d.Seconds(), "err", err)
+	case was:
+		e.logger.Info("collector succeeded again", "collector", name, "duration_seconds", d.Seconds())
+	default:
 		e.logger.Debug("collector succeeded", "collector", name, "duration_seconds", d.Seconds())
 	}
-	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, d.Seconds(), name)
+}
+
+func sendResult(ch chan<- prometheus.Metric, name string, r *result) {
+	if r == nil || errors.Is(r.err, ErrNoSource) {
+		return
+	}
+	success := 1.0
+	if r.err != nil {
+		success = 0
+	}
+	ch <- prometheus.MustNewConstMetric(scrapeDurationDesc, prometheus.GaugeValue, r.d.Seconds(), name)
 	ch <- prometheus.MustNewConstMetric(scrapeSuccessDesc, prometheus.GaugeValue, success, name)
 }
 
 // collectDatabases runs every DatabaseCollector on every database, one
-// connection per database, at most MaxConns at once, within ctx.
-func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Metric) {
-	type result struct {
-		d   time.Duration
-		err error
-	}
+// connection per database, at most the Source's database connections at
+// once, within ctx, and returns how each collector fared. A database that
+// no longer exists (dropped since discovery) is forgotten at once and is
+// neither reported down nor a failure.
+func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Metric) map[string]*result {
 	results := make(map[string]*result, len(e.dbNames))
 	for _, n := range e.dbNames {
 		results[n] = &result{}
 	}
-	dbs, err := e.pg.Databases(ctx)
-	if err != nil {
+	dbs, dbsErr := e.pg.Databases(ctx)
+	if dbs == nil && dbsErr != nil {
 		for _, n := range e.dbNames {
-			e.report(ch, n, 0, fmt.Errorf("listing databases: %w", err))
+			results[n].err = fmt.Errorf("listing databases: %w", dbsErr)
 		}
-		return
+		return results
 	}
-	ch <- prometheus.MustNewConstMetric(databasesDesc, prometheus.GaugeValue, float64(len(dbs)))
+	all := e.pg.Discovery().Enabled
 
 	for _, n := range e.dbNames {
 		p, ok := e.dbs[n].(ClusterPreparer)
@@ -469,16 +695,17 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 		})
 		results[n].d += time.Since(begin)
 		if err != nil {
-			results[n].err = fmt.Errorf("reading the cluster-wide view: %w", err)
+			results[n].err = fmt.Errorf("reading the cluster-wide view: %w", e.pg.Explain(err))
 			continue
 		}
 		ctx = context.WithValue(ctx, preparedKey{e.dbs[n]}, state)
 	}
 
 	var (
-		mu  sync.Mutex
-		wg  sync.WaitGroup
-		sem = make(chan struct{}, e.pg.MaxConns())
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, e.pg.DatabaseConns())
+		present atomic.Int64
 	)
 	for _, db := range dbs {
 		wg.Add(1)
@@ -495,7 +722,7 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 					mu.Lock()
 					results[n].d += d
 					if err != nil && results[n].err == nil {
-						results[n].err = fmt.Errorf("database %s: %w", db, err)
+						results[n].err = fmt.Errorf("database %s: %w", db, e.pg.Explain(err))
 					}
 					mu.Unlock()
 					if ctx.Err() != nil {
@@ -504,6 +731,12 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 				}
 				return nil
 			})
+			if err != nil && all && postgres.IsDatabaseMissing(err) {
+				// Dropped since it was discovered: gone, not down.
+				e.pg.Forget(db)
+				return
+			}
+			present.Add(1)
 			if err != nil {
 				var connErr *postgres.ConnectError
 				switch {
@@ -516,7 +749,7 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 				mu.Lock()
 				for _, n := range e.dbNames {
 					if results[n].err == nil {
-						results[n].err = fmt.Errorf("database %s: %w", db, err)
+						results[n].err = fmt.Errorf("database %s: %w", db, e.pg.Explain(err))
 					}
 				}
 				mu.Unlock()
@@ -527,7 +760,13 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 		}()
 	}
 	wg.Wait()
-	for _, n := range e.dbNames {
-		e.report(ch, n, results[n].d, results[n].err)
+	ch <- prometheus.MustNewConstMetric(databasesDesc, prometheus.GaugeValue, float64(present.Load()))
+	if dbsErr != nil {
+		for _, n := range e.dbNames {
+			if results[n].err == nil {
+				results[n].err = dbsErr
+			}
+		}
 	}
+	return results
 }

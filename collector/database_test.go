@@ -323,23 +323,19 @@ func TestDeadlineIsNotDown(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		ch := make(chan prometheus.Metric, 64)
-		exp.collectDatabases(ctx, ch)
+		results := exp.collectDatabases(ctx, ch)
 		close(ch)
-		var success float64 = -1
 		for m := range ch {
 			var pb dto.Metric
 			if err := m.Write(&pb); err != nil {
 				t.Fatal(err)
 			}
-			switch m.Desc() {
-			case databaseUpDesc:
+			if m.Desc() == databaseUpDesc {
 				t.Errorf("odoo_database_up %v sent for a database not reached before the deadline", pb.GetGauge().GetValue())
-			case scrapeSuccessDesc:
-				success = pb.GetGauge().GetValue()
 			}
 		}
-		if success != 0 {
-			t.Errorf("modules success = %v after the deadline, want 0", success)
+		if r := results["modules"]; r == nil || r.err == nil {
+			t.Errorf("modules succeeded after the deadline, want a failure")
 		}
 	}
 }

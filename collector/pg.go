@@ -19,7 +19,7 @@ func init() {
 }
 
 // pgCollector tells whether the cluster answers and reads cluster-wide
-// settings.
+// settings, once per scrape on the reserved connection.
 type pgCollector struct {
 	src *postgres.Source
 }
@@ -33,9 +33,6 @@ var (
 		"The server's version as an integer (server_version_num).", nil, nil)
 )
 
-const pgSettingsSQL = `SELECT current_setting('max_connections')::float8,
-current_setting('server_version_num')::float8`
-
 func (c *pgCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pgUpDesc
 	ch <- pgConnectionsMaxDesc
@@ -43,23 +40,19 @@ func (c *pgCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *pgCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	var maxConns, versionNum float64
-	err := c.src.WithConn(ctx, "", func(q postgres.Queryer) error {
-		return q.QueryRow(ctx, pgSettingsSQL).Scan(&maxConns, &versionNum)
-	})
-	var connErr *postgres.ConnectError
-	if errors.As(err, &connErr) {
-		// The server is down or unreachable: that is the metric, not a
-		// failure of the collector.
-		ch <- prometheus.MustNewConstMetric(pgUpDesc, prometheus.GaugeValue, 0)
-		return nil
-	}
+	p, err := clusterSettings(ctx, c.src)
 	if err != nil {
 		ch <- prometheus.MustNewConstMetric(pgUpDesc, prometheus.GaugeValue, 0)
+		var connErr *postgres.ConnectError
+		if errors.As(err, &connErr) {
+			// The server is down or unreachable: that is the metric, not a
+			// failure of the collector.
+			return nil
+		}
 		return err
 	}
 	ch <- prometheus.MustNewConstMetric(pgUpDesc, prometheus.GaugeValue, 1)
-	ch <- prometheus.MustNewConstMetric(pgConnectionsMaxDesc, prometheus.GaugeValue, maxConns)
-	ch <- prometheus.MustNewConstMetric(pgServerVersionDesc, prometheus.GaugeValue, versionNum)
+	ch <- prometheus.MustNewConstMetric(pgConnectionsMaxDesc, prometheus.GaugeValue, p.maxConnections)
+	ch <- prometheus.MustNewConstMetric(pgServerVersionDesc, prometheus.GaugeValue, float64(p.versionNum))
 	return nil
 }

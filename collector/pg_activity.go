@@ -17,10 +17,11 @@ func init() {
 	})
 }
 
-// PGActivityCollector reads pg_stat_activity: client backends by state, the
-// longest transaction per state and the longest running query of each Odoo
-// database. It is the runbooks' "count(*), state FROM pg_stat_activity" and
-// "long-running queries" checks.
+// PGActivityCollector reads pg_stat_activity (from the scrape's snapshot):
+// client backends by state, the longest transaction per state and the
+// longest running query of each Odoo database. It is the runbooks'
+// "count(*), state FROM pg_stat_activity" and "long-running queries"
+// checks.
 type PGActivityCollector struct {
 	src *postgres.Source
 }
@@ -32,7 +33,7 @@ func NewPGActivityCollector(src *postgres.Source) *PGActivityCollector {
 
 var (
 	pgBackendsDesc = prometheus.NewDesc("odoo_pg_backends",
-		"Client backends connected to the database, by pg_stat_activity state.",
+		"Client backends connected to the database, by pg_stat_activity state (the exporter's own sessions left out).",
 		[]string{"database", "state"}, nil)
 	pgTransactionMaxDesc = prometheus.NewDesc("odoo_pg_transaction_max_seconds",
 		"Age of the oldest open transaction, by backend state (active, idle in transaction); 0 when none.",
@@ -45,16 +46,6 @@ var (
 // The states always exposed (with 0), so that alerts and dashboards see a
 // series even when no backend is in that state.
 var pgStates = []string{"active", "idle", "idle in transaction", "idle in transaction (aborted)"}
-
-// pgActivitySQL groups client backends by database and state. The exporter's
-// own sessions are left out. One row per (database, state).
-const pgActivitySQL = `SELECT datname, COALESCE(state, 'unknown'), count(*)::float8,
-  COALESCE(EXTRACT(EPOCH FROM max(now() - xact_start)), 0)::float8,
-  COALESCE(EXTRACT(EPOCH FROM max(now() - query_start) FILTER (WHERE state = 'active')), 0)::float8
-FROM pg_catalog.pg_stat_activity
-WHERE backend_type = 'client backend' AND datname = ANY($1)
-  AND application_name <> 'odoo_exporter'
-GROUP BY datname, state`
 
 // Describe implements Collector.
 func (c *PGActivityCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -71,47 +62,34 @@ type activityRow struct {
 
 // Update implements Collector.
 func (c *PGActivityCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	dbs, err := c.src.Databases(ctx)
+	snap, err := ClusterSnapshot(ctx, c.src)
 	if err != nil {
 		return err
 	}
-	byDB := make(map[string]*activityRow, len(dbs))
-	for _, db := range dbs {
-		byDB[db] = &activityRow{backends: map[string]float64{}, xactMax: map[string]float64{}}
+	byDB := make(map[string]*activityRow, len(snap.Databases))
+	for _, db := range snap.Databases {
+		r := &activityRow{backends: map[string]float64{}, xactMax: map[string]float64{}}
+		for _, s := range pgStates {
+			r.backends[s] = 0
+		}
+		byDB[db] = r
 	}
-	err = c.src.WithConn(ctx, "", func(q postgres.Queryer) error {
-		rows, err := q.Query(ctx, pgActivitySQL, dbs)
-		if err != nil {
-			return err
+	for _, b := range snap.Backends {
+		r := byDB[b.Database]
+		if r == nil {
+			continue
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				db, state            string
-				n, xactMax, queryMax float64
-			)
-			if err := rows.Scan(&db, &state, &n, &xactMax, &queryMax); err != nil {
-				return err
-			}
-			r := byDB[db]
-			if r == nil {
-				continue
-			}
-			r.backends[state] = n
-			r.xactMax[state] = xactMax
-			r.queryMax = max(r.queryMax, queryMax)
+		state := b.State
+		if state == "" {
+			state = "unknown"
 		}
-		return rows.Err()
-	})
-	if err != nil {
-		return err
+		r.backends[state]++
+		r.xactMax[state] = max(r.xactMax[state], snap.Age(b.XactStart))
+		if state == "active" {
+			r.queryMax = max(r.queryMax, snap.Age(b.QueryStart))
+		}
 	}
 	for db, r := range byDB {
-		for _, s := range pgStates {
-			if _, ok := r.backends[s]; !ok {
-				r.backends[s] = 0
-			}
-		}
 		for s, n := range r.backends {
 			ch <- prometheus.MustNewConstMetric(pgBackendsDesc, prometheus.GaugeValue, n, db, s)
 		}
@@ -120,5 +98,6 @@ func (c *PGActivityCollector) Update(ctx context.Context, ch chan<- prometheus.M
 		}
 		ch <- prometheus.MustNewConstMetric(pgQueryMaxDesc, prometheus.GaugeValue, r.queryMax, db)
 	}
-	return nil
+	// A discovery that failed is a failure, after the databases known.
+	return snap.DatabasesErr
 }

@@ -2,7 +2,6 @@ package collector
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,9 +17,10 @@ func init() {
 	})
 }
 
-// PGLocksCollector reads lock waits (pg_locks), the backends that block
-// them (pg_blocking_pids) and the deadlock counter (pg_stat_database) of
-// each Odoo database: the runbook's "Database Deadlock" checks.
+// PGLocksCollector reads lock waits (pg_locks), the sessions at the root
+// of each wait queue (pg_blocking_pids) and the deadlock counter
+// (pg_stat_database) of each Odoo database, from the scrape's snapshot: the
+// runbook's "Database Deadlock" checks.
 type PGLocksCollector struct {
 	src *postgres.Source
 }
@@ -38,35 +38,12 @@ var (
 		"Longest current lock wait (pg_locks.waitstart); 0 when none.",
 		[]string{"database"}, nil)
 	pgBlockingDesc = prometheus.NewDesc("odoo_pg_blocking_backends",
-		"Distinct backends blocking at least one waiting backend (pg_blocking_pids).",
+		"Root blockers: distinct backends that block a waiting backend of the database and do not wait themselves (pg_blocking_pids less the waiters queued ahead).",
 		[]string{"database"}, nil)
 	pgDeadlocksDesc = prometheus.NewDesc("odoo_pg_deadlocks_total",
 		"Deadlocks detected in the database since the statistics were reset (pg_stat_database.deadlocks).",
 		[]string{"database"}, nil)
 )
-
-// pgLocksSQL reads, per database, the waiting backends and their blockers.
-// pg_blocking_pids() briefly takes the lock manager's partition locks, so it
-// is called only for backends that wait, once per scrape.
-// pg_locks.waitstart exists from PostgreSQL 14; on older servers the
-// backend's state_change (the wait began with the statement) stands in.
-const pgLocksSQL = `WITH waiting AS (
-  SELECT a.datname, a.pid, min(%s) AS waitstart
-  FROM pg_catalog.pg_locks l
-  JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-  WHERE NOT l.granted AND a.datname = ANY($1)
-  GROUP BY a.datname, a.pid
-), blockers AS (
-  SELECT w.datname, count(DISTINCT b)::float8 AS n
-  FROM waiting w, unnest(pg_catalog.pg_blocking_pids(w.pid)) AS b
-  GROUP BY w.datname
-)
-SELECT d.datname, d.deadlocks::float8,
-  (SELECT count(*) FROM waiting w WHERE w.datname = d.datname)::float8,
-  COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(w.waitstart)) FROM waiting w WHERE w.datname = d.datname), 0)::float8,
-  COALESCE((SELECT n FROM blockers b WHERE b.datname = d.datname), 0)
-FROM pg_catalog.pg_stat_database d
-WHERE d.datname = ANY($1)`
 
 // Describe implements Collector.
 func (c *PGLocksCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -76,39 +53,39 @@ func (c *PGLocksCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- pgDeadlocksDesc
 }
 
+type locksRow struct {
+	waiting, waitMax float64
+	roots            map[int32]bool
+}
+
 // Update implements Collector.
 func (c *PGLocksCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
-	dbs, err := c.src.Databases(ctx)
+	snap, err := ClusterSnapshot(ctx, c.src)
 	if err != nil {
 		return err
 	}
-	return c.src.WithConn(ctx, "", func(q postgres.Queryer) error {
-		var version int
-		if err := q.QueryRow(ctx, "SELECT current_setting('server_version_num')::int").Scan(&version); err != nil {
-			return err
+	byDB := make(map[string]*locksRow, len(snap.Databases))
+	for _, db := range snap.Databases {
+		byDB[db] = &locksRow{roots: map[int32]bool{}}
+	}
+	for _, b := range snap.Backends {
+		r := byDB[b.Database]
+		if r == nil || !b.Waiting {
+			continue
 		}
-		waitstart := "COALESCE(l.waitstart, a.state_change)"
-		if version < 140000 {
-			waitstart = "a.state_change"
+		r.waiting++
+		r.waitMax = max(r.waitMax, snap.Age(b.WaitStart))
+		for _, pid := range b.RootBlockers {
+			r.roots[pid] = true
 		}
-		rows, err := q.Query(ctx, fmt.Sprintf(pgLocksSQL, waitstart), dbs)
-		if err != nil {
-			return err
+	}
+	for db, r := range byDB {
+		if n, ok := snap.Deadlocks[db]; ok {
+			ch <- prometheus.MustNewConstMetric(pgDeadlocksDesc, prometheus.CounterValue, n, db)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				db                                  string
-				deadlocks, waiting, waitMax, blocks float64
-			)
-			if err := rows.Scan(&db, &deadlocks, &waiting, &waitMax, &blocks); err != nil {
-				return err
-			}
-			ch <- prometheus.MustNewConstMetric(pgDeadlocksDesc, prometheus.CounterValue, deadlocks, db)
-			ch <- prometheus.MustNewConstMetric(pgLockWaitingDesc, prometheus.GaugeValue, waiting, db)
-			ch <- prometheus.MustNewConstMetric(pgLockWaitMaxDesc, prometheus.GaugeValue, waitMax, db)
-			ch <- prometheus.MustNewConstMetric(pgBlockingDesc, prometheus.GaugeValue, blocks, db)
-		}
-		return rows.Err()
-	})
+		ch <- prometheus.MustNewConstMetric(pgLockWaitingDesc, prometheus.GaugeValue, r.waiting, db)
+		ch <- prometheus.MustNewConstMetric(pgLockWaitMaxDesc, prometheus.GaugeValue, r.waitMax, db)
+		ch <- prometheus.MustNewConstMetric(pgBlockingDesc, prometheus.GaugeValue, float64(len(r.roots)), db)
+	}
+	return snap.DatabasesErr
 }

@@ -110,9 +110,11 @@ func TestPGLocksDeadlock(t *testing.T) {
 	mustExec(t, a, "ROLLBACK")
 	mustExec(t, b, "ROLLBACK")
 
-	// Statistics reach pg_stat_database when the backend reports them
-	// (at most once a second while idle).
-	eventually(t, 10*time.Second, "odoo_pg_deadlocks_total to increase", func() bool {
+	// Statistics reach pg_stat_database when the backend reports them:
+	// an idle backend waits up to 10 s, one that exits reports at once.
+	a.Close(context.Background())
+	b.Close(context.Background())
+	eventually(t, 20*time.Second, "odoo_pg_deadlocks_total to increase", func() bool {
 		return scrapeOnce(t, exp).value(t, "odoo_pg_deadlocks_total", "database", db) == before+1
 	})
 }

@@ -5,7 +5,16 @@
 // named odoo_exporter (application_name) and carries statement_timeout and
 // lock_timeout, so that no query of the exporter can hold a lock Odoo waits
 // for or run away. At most Config.MaxConns connections are open at any time,
-// across all databases; idle connections are kept and reused.
+// across all databases, and idle connections are kept and reused, so that a
+// warm scrape opens no session.
+//
+// One of the connections is reserved for the cluster-wide views
+// (pg_stat_activity, pg_locks, pg_database): it stays open to the DSN's
+// database and is shared, one user at a time, by the cluster-wide
+// collectors and by discovery; the others (MaxConns-1) go to the Odoo
+// databases. Work on the databases, however long, can therefore never
+// starve the cluster-wide collectors. With MaxConns = 1 nothing is reserved
+// and everything shares the one connection.
 package postgres
 
 import (
@@ -14,8 +23,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,6 +36,14 @@ import (
 // AllDatabases is the value of Config.Database that asks for every Odoo
 // database of the cluster to be discovered.
 const AllDatabases = "all"
+
+// ApplicationName is the application_name of every session of the
+// exporter's Source; ProberApplicationName is the one of the bus prober's
+// sessions. Both are left out of the backends the collectors report.
+const (
+	ApplicationName       = "odoo_exporter"
+	ProberApplicationName = "odoo_exporter_prober"
+)
 
 // Config says how to reach the cluster and how gently to use it.
 type Config struct {
@@ -36,6 +55,7 @@ type Config struct {
 	// AllDatabases.
 	Database string
 	// MaxConns bounds the number of open connections (in use and idle).
+	// From 2, one of them is reserved for the cluster-wide views.
 	MaxConns int
 	// StatementTimeout and LockTimeout are set on every session.
 	StatementTimeout time.Duration
@@ -44,8 +64,11 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// IdleTimeout closes connections unused for that long.
 	IdleTimeout time.Duration
-	// DiscoveryInterval is how long a discovered database list is reused.
+	// DiscoveryInterval is how long a discovered database list is reused
+	// before discovery runs again (in the background).
 	DiscoveryInterval time.Duration
+	// DiscoveryTimeout bounds one discovery run; 0 = DiscoveryInterval.
+	DiscoveryTimeout time.Duration
 }
 
 // Queryer is the part of *pgx.Conn the collectors use.
@@ -56,16 +79,30 @@ type Queryer interface {
 
 // Source hands out connections to the cluster's databases.
 type Source struct {
-	cfg     Config
-	base    *pgx.ConnConfig
-	logger  *slog.Logger
-	sem     chan struct{}
-	mu      sync.Mutex
-	idle    *list.List // of *idleConn, most recently used at the front
-	open    int        // idle + in use
-	dbsMu   sync.Mutex
-	dbs     []string
-	dbsTime time.Time
+	cfg    Config
+	base   *pgx.ConnConfig
+	logger *slog.Logger
+
+	// The reserved connection to the DSN's database (MaxConns >= 2).
+	reserved   bool
+	clusterSem chan struct{} // held while the connection is in use
+	cluster    *pgx.Conn     // nil when not open; guarded by clusterSem
+
+	// Connections to the databases.
+	sem  chan struct{}
+	mu   sync.Mutex
+	idle *list.List // of *idleConn, most recently used at the front
+	open int        // database connections, idle + in use
+	// clusterOpen: the reserved connection is open.
+	clusterOpen bool
+
+	opened atomic.Int64 // sessions opened since New
+
+	disc discovery
+	// bg bounds the background work (discovery runs); Close ends it.
+	bg       context.Context
+	bgCancel context.CancelFunc
+	bgWG     sync.WaitGroup
 }
 
 type idleConn struct {
@@ -93,7 +130,7 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	if base.RuntimeParams == nil {
 		base.RuntimeParams = map[string]string{}
 	}
-	base.RuntimeParams["application_name"] = "odoo_exporter"
+	base.RuntimeParams["application_name"] = ApplicationName
 	base.RuntimeParams["default_transaction_read_only"] = "on"
 	base.RuntimeParams["statement_timeout"] = msString(cfg.StatementTimeout)
 	base.RuntimeParams["lock_timeout"] = msString(cfg.LockTimeout)
@@ -107,12 +144,25 @@ func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	if cfg.DiscoveryInterval <= 0 {
 		cfg.DiscoveryInterval = 5 * time.Minute
 	}
+	if cfg.DiscoveryTimeout <= 0 {
+		cfg.DiscoveryTimeout = cfg.DiscoveryInterval
+	}
+	dbConns := cfg.MaxConns
+	reserved := cfg.MaxConns >= 2
+	if reserved {
+		dbConns--
+	}
+	bg, cancel := context.WithCancel(context.Background())
 	return &Source{
-		cfg:    cfg,
-		base:   base,
-		logger: logger,
-		sem:    make(chan struct{}, cfg.MaxConns),
-		idle:   list.New(),
+		cfg:        cfg,
+		base:       base,
+		logger:     logger,
+		reserved:   reserved,
+		clusterSem: make(chan struct{}, 1),
+		sem:        make(chan struct{}, dbConns),
+		idle:       list.New(),
+		bg:         bg,
+		bgCancel:   cancel,
 	}, nil
 }
 
@@ -124,16 +174,78 @@ func msString(d time.Duration) string {
 // user name). Cluster-wide views are read there.
 func (s *Source) DefaultDatabase() string { return s.base.Database }
 
+// User is the role the exporter connects as.
+func (s *Source) User() string { return s.base.User }
+
 // MaxConns is the bound on open connections.
 func (s *Source) MaxConns() int { return s.cfg.MaxConns }
 
-// WithConn runs fn on a connection to database db ("" = the DSN's database).
-// It blocks while MaxConns connections are in use. A connection that failed
-// is closed rather than reused.
+// DatabaseConns is how many connections may be open to the databases at
+// once (MaxConns less the reserved one).
+func (s *Source) DatabaseConns() int { return cap(s.sem) }
+
+// SessionsOpened is the number of sessions the Source opened since New.
+// A warm scrape adds none.
+func (s *Source) SessionsOpened() int64 { return s.opened.Load() }
+
+// WithConn runs fn on a connection to database db. db "" is the reserved
+// connection to the DSN's database, meant for the cluster-wide views: one
+// user at a time, it waits while another uses it. Other databases block
+// while MaxConns-1 connections are in use. A connection that failed is
+// closed rather than reused.
 func (s *Source) WithConn(ctx context.Context, db string, fn func(Queryer) error) error {
 	if db == "" {
+		if s.reserved {
+			return s.withCluster(ctx, fn)
+		}
 		db = s.base.Database
 	}
+	return s.withConn(ctx, db, true, fn)
+}
+
+// withCluster runs fn on the reserved connection.
+func (s *Source) withCluster(ctx context.Context, fn func(Queryer) error) error {
+	db := s.base.Database
+	select {
+	case s.clusterSem <- struct{}{}:
+	case <-ctx.Done():
+		return &ConnectError{Database: db, Err: fmt.Errorf("waiting for the cluster connection: %w", ctx.Err())}
+	}
+	defer func() { <-s.clusterSem }()
+	if s.cluster != nil && (s.cluster.IsClosed() || s.cluster.Ping(ctx) != nil) {
+		// Ended by the server (restart, terminated): reconnect.
+		s.dropCluster()
+	}
+	if s.cluster == nil {
+		conn, err := s.connect(ctx, db)
+		if err != nil {
+			return err
+		}
+		s.cluster = conn
+		s.mu.Lock()
+		s.clusterOpen = true
+		s.mu.Unlock()
+	}
+	err := fn(s.cluster)
+	if s.cluster.IsClosed() || (err != nil && !isServerError(err)) {
+		s.dropCluster()
+	}
+	return err
+}
+
+// dropCluster closes the reserved connection; the caller holds clusterSem.
+func (s *Source) dropCluster() {
+	closeQuietly(s.cluster)
+	s.cluster = nil
+	s.mu.Lock()
+	s.clusterOpen = false
+	s.mu.Unlock()
+}
+
+// withConn runs fn on a connection to db from the database connections.
+// With keep false the connection is closed afterwards instead of kept
+// idle (discovery's visit of a database that is not Odoo's).
+func (s *Source) withConn(ctx context.Context, db string, keep bool, fn func(Queryer) error) error {
 	select {
 	case s.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -146,7 +258,7 @@ func (s *Source) WithConn(ctx context.Context, db string, fn func(Queryer) error
 		return err
 	}
 	err = fn(conn)
-	s.release(db, conn, err)
+	s.release(db, conn, keep, err)
 	return err
 }
 
@@ -159,10 +271,11 @@ func (s *Source) acquire(ctx context.Context, db string) (*pgx.Conn, error) {
 		if ic.db == db && now.Sub(ic.used) < s.cfg.IdleTimeout && !ic.conn.IsClosed() {
 			s.idle.Remove(e)
 			s.mu.Unlock()
-			// A connection idle for a while may have been ended by the
-			// server (restart, idle timeout): check it before handing it
-			// out, so that a scrape after a restart does not fail.
-			if now.Sub(ic.used) < time.Second || ic.conn.Ping(ctx) == nil {
+			// An idle connection may have been ended by the server
+			// (restart, a database dropped WITH (FORCE), Odoo's database
+			// manager terminating sessions): check it before handing it
+			// out (one round trip), so that the collection does not fail.
+			if ic.conn.Ping(ctx) == nil {
 				return ic.conn, nil
 			}
 			closeQuietly(ic.conn)
@@ -172,8 +285,8 @@ func (s *Source) acquire(ctx context.Context, db string) (*pgx.Conn, error) {
 		}
 	}
 	// A new connection is needed: make room by closing the least recently
-	// used idle one when the bound is reached.
-	if s.open >= s.cfg.MaxConns {
+	// used idle one when the bound of the database connections is reached.
+	if s.open >= cap(s.sem) {
 		if e := s.idle.Back(); e != nil {
 			victim = s.idle.Remove(e).(*idleConn).conn
 			s.open--
@@ -184,21 +297,29 @@ func (s *Source) acquire(ctx context.Context, db string) (*pgx.Conn, error) {
 	if victim != nil {
 		closeQuietly(victim)
 	}
-
-	cc := s.base.Copy()
-	cc.Database = db
-	conn, err := pgx.ConnectConfig(ctx, cc)
+	conn, err := s.connect(ctx, db)
 	if err != nil {
 		s.mu.Lock()
 		s.open--
 		s.mu.Unlock()
-		return nil, &ConnectError{Database: db, Err: redact(err)}
+		return nil, err
 	}
 	return conn, nil
 }
 
-func (s *Source) release(db string, conn *pgx.Conn, err error) {
-	if conn.IsClosed() || (err != nil && !isServerError(err)) {
+func (s *Source) connect(ctx context.Context, db string) (*pgx.Conn, error) {
+	cc := s.base.Copy()
+	cc.Database = db
+	conn, err := pgx.ConnectConfig(ctx, cc)
+	if err != nil {
+		return nil, &ConnectError{Database: db, Err: redact(err)}
+	}
+	s.opened.Add(1)
+	return conn, nil
+}
+
+func (s *Source) release(db string, conn *pgx.Conn, keep bool, err error) {
+	if !keep || conn.IsClosed() || (err != nil && !isServerError(err)) {
 		closeQuietly(conn)
 		s.mu.Lock()
 		s.open--
@@ -208,6 +329,26 @@ func (s *Source) release(db string, conn *pgx.Conn, err error) {
 	s.mu.Lock()
 	s.idle.PushFront(&idleConn{db: db, conn: conn, used: time.Now()})
 	s.mu.Unlock()
+}
+
+// closeIdle closes the idle connections to db (a database that was dropped
+// or is being dropped: an idle session would keep DROP DATABASE waiting).
+func (s *Source) closeIdle(db string) {
+	s.mu.Lock()
+	var conns []*pgx.Conn
+	for e := s.idle.Front(); e != nil; {
+		next := e.Next()
+		if ic := e.Value.(*idleConn); ic.db == db {
+			conns = append(conns, ic.conn)
+			s.idle.Remove(e)
+			s.open--
+		}
+		e = next
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		closeQuietly(c)
+	}
 }
 
 // isServerError tells an error the server answered (the connection is
@@ -246,8 +387,34 @@ func (e *ConnectError) Error() string {
 
 func (e *ConnectError) Unwrap() error { return e.Err }
 
-// Close closes every idle connection.
+// IsDatabaseMissing tells whether err says the database does not exist
+// (SQLSTATE 3D000, e.g. it was dropped since it was discovered).
+func IsDatabaseMissing(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "3D000"
+}
+
+var deniedRE = regexp.MustCompile(`permission denied for (?:table|relation|view|sequence) "?([^" ]+)"?`)
+
+// Explain adds to a "permission denied" error (SQLSTATE 42501) the grant
+// that is missing, e.g. GRANT SELECT ON ir_cron TO odoo_exporter; other
+// errors are returned as they are.
+func (s *Source) Explain(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		return err
+	}
+	if m := deniedRE.FindStringSubmatch(pgErr.Message); m != nil {
+		return fmt.Errorf("%w (missing grant: GRANT SELECT ON %s TO %s)", err, m[1], ident(s.base.User))
+	}
+	return fmt.Errorf("%w (the role %s lacks a privilege: see the README's Least privilege)", err, s.base.User)
+}
+
+// Close ends the background discovery and closes every idle connection
+// and the reserved one.
 func (s *Source) Close() {
+	s.bgCancel()
+	s.bgWG.Wait()
 	s.mu.Lock()
 	var conns []*pgx.Conn
 	for e := s.idle.Front(); e != nil; e = e.Next() {
@@ -259,11 +426,31 @@ func (s *Source) Close() {
 	for _, c := range conns {
 		closeQuietly(c)
 	}
+	// The reserved connection, once its user is done with it.
+	s.clusterSem <- struct{}{}
+	if s.cluster != nil {
+		s.dropCluster()
+	}
+	<-s.clusterSem
 }
 
-// OpenConns is the number of open connections, idle and in use.
+// OpenConns is the number of open connections, idle and in use, the
+// reserved one included.
 func (s *Source) OpenConns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.clusterOpen {
+		return s.open + 1
+	}
 	return s.open
+}
+
+var plainIdent = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
+
+// ident quotes name for SQL when it needs quotes.
+func ident(name string) string {
+	if plainIdent.MatchString(name) {
+		return name
+	}
+	return pgx.Identifier{name}.Sanitize()
 }

@@ -50,6 +50,7 @@ var flagRanges = map[string]flagRange{
 	"pg.lock-timeout":                    pgTimeout("lock_timeout"),
 	"pg.connect-timeout":                 durationRange(100*time.Millisecond, 10*time.Minute),
 	"odoo.database-discovery-interval":   durationRange(time.Second, 24*time.Hour),
+	"odoo.database-discovery-timeout":    durationRange(time.Second, 24*time.Hour),
 	"odoo.database-refresh-interval":     {min: int64(100 * time.Millisecond), max: int64(24 * time.Hour), zero: true, off: "the database collectors run in every scrape"},
 	"collector.cron.overdue-threshold":   durationRange(time.Second, 30*24*time.Hour),
 	"collector.docker.stats-concurrency": {min: 1, max: 1024},

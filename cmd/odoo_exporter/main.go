@@ -52,7 +52,7 @@ func run() int {
 			Envar("ODOO_EXPORTER_PG_DSN").String()
 		passwordFile = kingpin.Flag("pg.password-file", "File holding the PostgreSQL password (overrides the DSN's).").
 				Envar("ODOO_EXPORTER_PG_PASSWORD_FILE").String()
-		maxConns = kingpin.Flag("pg.max-connections", "Maximum number of open PostgreSQL connections, across all databases.").
+		maxConns = kingpin.Flag("pg.max-connections", "Maximum number of open PostgreSQL connections, across all databases; from 2, one is reserved for the cluster-wide views and the others go to the Odoo databases (kept open and reused).").
 				Default("4").Int()
 		stmtTimeout = kingpin.Flag("pg.statement-timeout", "statement_timeout set on every session.").
 				Default("5s").Duration()
@@ -62,10 +62,13 @@ func run() int {
 				Default("5s").Duration()
 		database = kingpin.Flag("odoo.database", "Odoo database to collect; empty = the DSN's database; 'all' = discover every Odoo database of the cluster.").
 				Default("").String()
-		discovery = kingpin.Flag("odoo.database-discovery-interval", "How often the Odoo databases are re-discovered with --odoo.database=all.").
+		discovery = kingpin.Flag("odoo.database-discovery-interval", "How often the Odoo databases are re-discovered (in the background) with --odoo.database=all.").
 				Default("5m").Duration()
-		refresh = kingpin.Flag("odoo.database-refresh-interval", "0 runs the per-database collectors (cron, modules, asset_attachments) in every scrape. Above 0 they run in the background, one pass over every database each interval (a pass may last the interval at most), and scrapes answer from the last pass (absent until the first ends): for clusters of many databases, where a pass opens one session per database (odoo_exporter_database_pass_timestamp_seconds tells its age).").
-			Default("0s").Duration()
+		discoveryTimeout = kingpin.Flag("odoo.database-discovery-timeout", "Time budget of one discovery run; databases not checked within it keep their last known status and the run counts as failed.").
+					Default("1m").Duration()
+		refreshSet bool
+		refresh    = kingpin.Flag("odoo.database-refresh-interval", "0 runs the per-database collectors (cron, modules, asset_attachments) in every scrape. Above 0 they run in the background, one pass over every database each interval (a pass may last the interval at most), and scrapes answer from the last pass (absent until the first ends; odoo_exporter_database_pass_timestamp_seconds tells its age). Default: 0s, or 1m with --odoo.database=all.").
+				IsSetByUser(&refreshSet).Default("0s").Duration()
 		toolkitFlags = kingpinflag.AddFlags(kingpin.CommandLine, ":9769")
 	)
 	promslogConfig := &promslog.Config{}
@@ -79,6 +82,9 @@ func run() int {
 	logger.Info("starting "+exporterName, "version", version.Info())
 	logger.Info("build context", "build_context", version.BuildContext())
 
+	if !refreshSet && *database == postgres.AllDatabases {
+		*refresh = collector.DefaultDatabaseRefresh
+	}
 	deps := collector.Deps{Logger: logger, DatabaseRefresh: *refresh}
 	if *dsn != "" {
 		password := ""
@@ -99,6 +105,7 @@ func run() int {
 			LockTimeout:       *lockTimeout,
 			ConnectTimeout:    *connectTimeout,
 			DiscoveryInterval: *discovery,
+			DiscoveryTimeout:  *discoveryTimeout,
 		}, logger)
 		if err != nil {
 			logger.Error("invalid PostgreSQL configuration", "err", err)

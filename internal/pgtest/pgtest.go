@@ -255,3 +255,55 @@ func (c *Cluster) CreateOdooDB(tb testing.TB, name, version string) {
 	c.Exec(tb, "postgres", "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
 	c.Exec(tb, name, schema)
 }
+
+// OdooDBs creates n databases with the schema of Odoo version, named
+// prefix_000, prefix_001..., as copies of one template (itself left
+// unconnectable, so that discovery does not count it), four at a time.
+// sql, when given, runs in the template first (e.g. to add cron jobs).
+func (c *Cluster) OdooDBs(tb testing.TB, prefix, version string, n int, sql string) []string {
+	tb.Helper()
+	template := prefix + "_template"
+	c.CreateOdooDB(tb, template, version)
+	if sql != "" {
+		c.Exec(tb, template, sql)
+	}
+	c.Exec(tb, "postgres", "UPDATE pg_database SET datallowconn = false WHERE datname = $1", template)
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s_%03d", prefix, i)
+	}
+	var (
+		wg   sync.WaitGroup
+		next = make(chan string)
+		errs = make(chan error, n)
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			conn, err := pgx.Connect(ctx, c.DSN("postgres", ""))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer conn.Close(ctx)
+			for name := range next {
+				if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()+" TEMPLATE "+pgx.Identifier{template}.Sanitize()); err != nil {
+					errs <- fmt.Errorf("create %s: %w", name, err)
+				}
+			}
+		}()
+	}
+	for _, name := range names {
+		next <- name
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	return names
+}

@@ -1,0 +1,290 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/odoo-exporter/odoo_exporter/postgres"
+)
+
+// PGSnapshot is one reading of the cluster-wide views, taken once per
+// scrape (and once per background pass) on the reserved connection and
+// shared by every collector of that scrape: pg_stat_activity and pg_locks
+// are each read once, however many collectors and databases use them.
+type PGSnapshot struct {
+	// Taken is the server's clock when the views were read. Ages are
+	// Taken minus a timestamp, never below 0.
+	Taken time.Time
+	// MaxConnections and ServerVersionNum are the server's settings.
+	MaxConnections   float64
+	ServerVersionNum int
+	// Databases are the Odoo databases the snapshot covers; DatabasesErr
+	// is set when discovery failed or is incomplete (Databases is then the
+	// last known list, possibly empty).
+	Databases    []string
+	DatabasesErr error
+	// Deadlocks is pg_stat_database.deadlocks by database.
+	Deadlocks map[string]float64
+	// Backends are the client backends of the Odoo databases, the
+	// exporter's own sessions (its Source's and its bus prober's) left out.
+	Backends []PGBackend
+}
+
+// PGBackend is one client backend of an Odoo database.
+type PGBackend struct {
+	PID             int32
+	Database        string
+	User            string
+	ApplicationName string
+	// State is pg_stat_activity.state ("" when unknown).
+	State         string
+	WaitEventType string
+	// BackendStart, XactStart, QueryStart and StateChange are zero when
+	// NULL.
+	BackendStart, XactStart, QueryStart, StateChange time.Time
+	// Waiting: the backend waits for a lock (a row of pg_locks not
+	// granted). WaitStart is when the wait began (pg_locks.waitstart from
+	// PostgreSQL 14, else state_change).
+	Waiting   bool
+	WaitStart time.Time
+	// BlockedBy is pg_blocking_pids() of a waiting backend (those it
+	// waits for, including waiters queued ahead of it); RootBlockers are
+	// those of them that do not wait themselves: the sessions whose end
+	// would release the queue.
+	BlockedBy, RootBlockers []int32
+	// XID is the backend's own transaction id (its granted ExclusiveLock
+	// on a transactionid), "" when it has none: a row it locked or wrote
+	// carries it in xmax.
+	XID string
+	// Relations (the oids it holds granted locks on) and Query are filled
+	// for backends idle in transaction only: what is needed to recognize
+	// Odoo's cron worker holding a job, without shipping the query text
+	// of every backend.
+	Relations []int64
+	Query     string
+}
+
+// Age returns how long before the snapshot t was, 0 for a zero t.
+func (s *PGSnapshot) Age(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(s.Taken.Sub(t).Seconds(), 0)
+}
+
+// Covers tells whether db is one of the snapshot's databases.
+func (s *PGSnapshot) Covers(db string) bool {
+	for _, d := range s.Databases {
+		if d == db {
+			return true
+		}
+	}
+	return false
+}
+
+// pgSettingsSQL reads the server's settings.
+const pgSettingsSQL = `SELECT current_setting('max_connections')::float8,
+  current_setting('server_version_num')::int, clock_timestamp()`
+
+// pgDeadlocksSQL reads the deadlock counters of the Odoo databases of $1.
+const pgDeadlocksSQL = `SELECT datname::text, deadlocks::float8 FROM pg_catalog.pg_stat_database WHERE datname = ANY($1)`
+
+// pgBackendsSQL reads pg_locks once (materialized) and pg_stat_activity
+// once (a transaction sees one snapshot of it), and returns one row per
+// client backend of the Odoo databases of $1. pg_blocking_pids() briefly
+// takes the lock manager's partition locks: it is called only for backends
+// that wait. The %s is pg_locks.waitstart (PostgreSQL 14+) or NULL.
+const pgBackendsSQL = `WITH l AS MATERIALIZED (
+  SELECT pid, locktype, mode, granted, relation, transactionid, %s AS waitstart FROM pg_catalog.pg_locks
+), lk AS MATERIALIZED (
+  SELECT pid, bool_or(NOT granted) AS waiting, min(waitstart) FILTER (WHERE NOT granted) AS waitstart,
+    min(transactionid::text) FILTER (WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted) AS xid,
+    array_agg(relation::int8) FILTER (WHERE locktype = 'relation' AND granted) AS rels
+  FROM l WHERE pid IS NOT NULL GROUP BY pid
+)
+SELECT a.pid, a.datname::text, coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
+  coalesce(a.state, ''), coalesce(a.wait_event_type, ''),
+  a.backend_start, a.xact_start, a.query_start, a.state_change,
+  coalesce(lk.waiting, false), lk.waitstart, lk.xid,
+  CASE WHEN a.state LIKE 'idle in transaction%%' THEN lk.rels END,
+  CASE WHEN a.state LIKE 'idle in transaction%%' THEN a.query END,
+  bp.pids,
+  CASE WHEN bp.pids IS NOT NULL THEN ARRAY(SELECT b FROM unnest(bp.pids) b
+    WHERE NOT EXISTS (SELECT 1 FROM lk w WHERE w.pid = b AND w.waiting)) END,
+  clock_timestamp()
+FROM pg_catalog.pg_stat_activity a
+LEFT JOIN lk ON lk.pid = a.pid
+LEFT JOIN LATERAL (SELECT pg_catalog.pg_blocking_pids(a.pid) AS pids WHERE lk.waiting) bp ON true
+WHERE a.backend_type = 'client backend' AND a.datname = ANY($1)
+  AND a.application_name NOT IN ('` + postgres.ApplicationName + `', '` + postgres.ProberApplicationName + `')
+  AND a.pid <> pg_catalog.pg_backend_pid()`
+
+// pgSettings are the server's settings, read first in a scrape: they
+// need no database list.
+type pgSettings struct {
+	maxConnections float64
+	versionNum     int
+	now            time.Time
+}
+
+func readSettings(ctx context.Context, src *postgres.Source) (*pgSettings, error) {
+	var p pgSettings
+	err := src.WithConn(ctx, "", func(q postgres.Queryer) error {
+		return q.QueryRow(ctx, pgSettingsSQL).Scan(&p.maxConnections, &p.versionNum, &p.now)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+// readSnapshot takes a snapshot on src's reserved connection, after the
+// settings p.
+func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PGSnapshot, error) {
+	s := &PGSnapshot{Deadlocks: map[string]float64{}, Taken: p.now,
+		MaxConnections: p.maxConnections, ServerVersionNum: p.versionNum}
+	s.Databases, s.DatabasesErr = src.Databases(ctx)
+	if len(s.Databases) == 0 {
+		return s, nil
+	}
+	err := src.WithConn(ctx, "", func(q postgres.Queryer) error {
+		rows, err := q.Query(ctx, pgDeadlocksSQL, s.Databases)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var (
+				db        string
+				deadlocks float64
+			)
+			if err := rows.Scan(&db, &deadlocks); err != nil {
+				rows.Close()
+				return err
+			}
+			s.Deadlocks[db] = deadlocks
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		waitstart := "waitstart"
+		if s.ServerVersionNum < 140000 {
+			waitstart = "NULL::timestamptz"
+		}
+		rows, err = q.Query(ctx, fmt.Sprintf(pgBackendsSQL, waitstart), s.Databases)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				b                                   PGBackend
+				backendStart, xactStart, queryStart *time.Time
+				stateChange, waitStart              *time.Time
+				xid, query                          *string
+				taken                               time.Time
+			)
+			if err := rows.Scan(&b.PID, &b.Database, &b.User, &b.ApplicationName, &b.State, &b.WaitEventType,
+				&backendStart, &xactStart, &queryStart, &stateChange,
+				&b.Waiting, &waitStart, &xid, &b.Relations, &query, &b.BlockedBy, &b.RootBlockers, &taken); err != nil {
+				return err
+			}
+			b.BackendStart, b.XactStart, b.QueryStart, b.StateChange = deref(backendStart), deref(xactStart), deref(queryStart), deref(stateChange)
+			if b.Waiting {
+				b.WaitStart = deref(waitStart)
+				if b.WaitStart.IsZero() {
+					b.WaitStart = b.StateChange
+				}
+			}
+			if xid != nil {
+				b.XID = *xid
+			}
+			if query != nil {
+				b.Query = *query
+			}
+			if taken.After(s.Taken) {
+				s.Taken = taken
+			}
+			s.Backends = append(s.Backends, b)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return *t
+}
+
+// snapshotHolder takes the settings and the snapshot of one scrape or
+// pass, each once.
+type snapshotHolder struct {
+	src          *postgres.Source
+	settingsOnce sync.Once
+	settings     *pgSettings
+	settingsErr  error
+	once         sync.Once
+	snap         *PGSnapshot
+	err          error
+}
+
+type snapshotKey struct{}
+
+// withSnapshot returns ctx carrying a snapshot of src to be taken on first
+// use by ClusterSnapshot.
+func withSnapshot(ctx context.Context, src *postgres.Source) context.Context {
+	if src == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, snapshotKey{}, &snapshotHolder{src: src})
+}
+
+func holder(ctx context.Context, src *postgres.Source) *snapshotHolder {
+	h, ok := ctx.Value(snapshotKey{}).(*snapshotHolder)
+	if !ok || h.src != src {
+		return &snapshotHolder{src: src} // not shared
+	}
+	return h
+}
+
+func (h *snapshotHolder) readSettings(ctx context.Context) (*pgSettings, error) {
+	h.settingsOnce.Do(func() { h.settings, h.settingsErr = readSettings(ctx, h.src) })
+	return h.settings, h.settingsErr
+}
+
+// clusterSettings returns the server's settings of the scrape or pass ctx
+// belongs to; unlike ClusterSnapshot it never waits for database
+// discovery.
+func clusterSettings(ctx context.Context, src *postgres.Source) (*pgSettings, error) {
+	return holder(ctx, src).readSettings(ctx)
+}
+
+// ClusterSnapshot returns the snapshot of pg_stat_activity and pg_locks of
+// the scrape or background pass ctx belongs to, reading it on the first
+// call (later calls wait for it and share it). A context of neither (a
+// direct call) reads a snapshot of its own from src. The first scrape
+// after the start waits for the first database discovery.
+//
+// Collectors that need the cluster-wide views (activity, locks, and the
+// cron collector's running jobs: PGBackend.XID, Relations and Query) call
+// it instead of querying the views themselves.
+func ClusterSnapshot(ctx context.Context, src *postgres.Source) (*PGSnapshot, error) {
+	h := holder(ctx, src)
+	h.once.Do(func() {
+		p, err := h.readSettings(ctx)
+		if err != nil {
+			h.err = err
+			return
+		}
+		h.snap, h.err = readSnapshot(ctx, src, p)
+	})
+	return h.snap, h.err
+}
