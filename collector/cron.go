@@ -101,9 +101,6 @@ var (
 	cronJobRunningDesc = prometheus.NewDesc("odoo_cron_job_running_seconds",
 		"How long the running job has held its lock (age of the locking transaction).",
 		[]string{"database", "cron"}, nil)
-	cronQueryMaxDesc = prometheus.NewDesc("odoo_cron_query_max_seconds",
-		"Run time of the longest active query of the Odoo processes running a job (the sessions sharing the job holder's application_name, odoo-<pid>: the cron worker's lock and job cursors); 0 when none.",
-		[]string{"database"}, nil)
 	cronFailingDesc = prometheus.NewDesc("odoo_cron_failing_jobs",
 		"Active jobs whose last runs failed (failure_count > 0); Odoo 18 and later only, older series do not record failures in the database.",
 		[]string{"database"}, nil)
@@ -121,7 +118,7 @@ var (
 // Describe implements DatabaseCollector.
 func (c *CronCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{cronJobsDesc, cronLagMaxDesc, cronOverdueDesc, cronJobLagDesc,
-		cronRunningDesc, cronRunningMaxDesc, cronJobRunningDesc, cronQueryMaxDesc, cronFailingDesc, cronTriggersDesc} {
+		cronRunningDesc, cronRunningMaxDesc, cronJobRunningDesc, cronFailingDesc, cronTriggersDesc} {
 		ch <- d
 	}
 	c.lateness.Describe(ch)
@@ -246,17 +243,14 @@ WHERE %s AND (c.xmax <> '0'::xid OR (%s))`, triggers, name, failures, odoosql.Cr
 // the Odoo databases in a transaction: their own transaction id (the xmax
 // a row they lock carries, or a member of a multixact xmax), the relations
 // they hold locks on and those they hold RowExclusiveLock on (an
-// ir_cron_trigger insert), the start of their transaction, their
-// application_name (Odoo's "odoo-<pid>": the sessions of one Odoo
-// process) and, when active, the start of their query. No query text is
-// read. Only catalogs are read: no row lock is ever taken (FOR SHARE, even
+// ir_cron_trigger insert) and the start of their transaction. No query
+// text is read. Only catalogs are read: no row lock is ever taken (FOR SHARE, even
 // with SKIP LOCKED, would make Odoo's workers skip the job).
 const cronLockersSQL = `SELECT a.datname, a.xact_start, coalesce(x.xid, ''),
   ARRAY(SELECT l.relation::int8 FROM pg_catalog.pg_locks l
     WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted),
   ARRAY(SELECT l.relation::int8 FROM pg_catalog.pg_locks l
-    WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted AND l.mode = 'RowExclusiveLock'),
-  coalesce(a.application_name, ''), CASE WHEN a.state = 'active' THEN a.query_start END
+    WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted AND l.mode = 'RowExclusiveLock')
 FROM pg_catalog.pg_stat_activity a
   LEFT JOIN LATERAL (SELECT l.transactionid::text AS xid FROM pg_catalog.pg_locks l
     WHERE l.pid = a.pid AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted LIMIT 1) x ON true
@@ -271,8 +265,6 @@ type cronLocker struct {
 	relations map[int64]bool
 	// rowExclusive: relations it holds RowExclusiveLock on (it wrote).
 	rowExclusive map[int64]bool
-	app          string
-	queryStart   *time.Time // when active
 }
 
 // cronLockers are the lockers of one scrape, by database.
@@ -293,7 +285,7 @@ func (c *CronCollector) PrepareCluster(ctx context.Context, q postgres.Queryer, 
 			l         cronLocker
 			rels, rex []int64
 		)
-		if err := rows.Scan(&db, &l.xactStart, &l.xid, &rels, &rex, &l.app, &l.queryStart); err != nil {
+		if err := rows.Scan(&db, &l.xactStart, &l.xid, &rels, &rex); err != nil {
 			return nil, err
 		}
 		l.relations = make(map[int64]bool, len(rels))
@@ -327,15 +319,11 @@ type cronRowLocks struct {
 // trigger for the job also puts its id in the row's xmax (the foreign
 // key's KEY SHARE lock) and locks ir_cron, but runs nothing, and pg_locks
 // does not say a row lock's mode.
-func (l cronLockers) running(db string, r cronRowLocks) (map[int64]time.Time, map[string]bool) {
+func (l cronLockers) running(db string, r cronRowLocks) map[int64]time.Time {
 	held := map[int64]time.Time{}
-	apps := map[string]bool{}
 	hold := func(id int64, k cronLocker) {
 		if t, ok := held[id]; !ok || k.xactStart.Before(t) {
 			held[id] = k.xactStart
-		}
-		if k.app != "" {
-			apps[k.app] = true
 		}
 	}
 	for _, k := range l[db] {
@@ -349,20 +337,7 @@ func (l cronLockers) running(db string, r cronRowLocks) (map[int64]time.Time, ma
 			hold(id, k)
 		}
 	}
-	return held, apps
-}
-
-// queryMax returns the run time of the longest active query of db among
-// the sessions of the Odoo processes in apps (application_name); 0 when
-// none.
-func (l cronLockers) queryMax(db string, apps map[string]bool, now time.Time) float64 {
-	var longest float64
-	for _, k := range l[db] {
-		if k.queryStart != nil && apps[k.app] {
-			longest = max(longest, now.Sub(*k.queryStart).Seconds())
-		}
-	}
-	return longest
+	return held
 }
 
 // UpdateDatabase implements DatabaseCollector.
@@ -437,12 +412,9 @@ func (c *CronCollector) update(ctx context.Context, q postgres.Queryer, s cronSc
 	nowT := time.Unix(0, int64(now*1e9))
 
 	// Running jobs; unknown without the cluster-wide view of this scrape.
-	var (
-		running map[int64]time.Time
-		apps    map[string]bool
-	)
+	var running map[int64]time.Time
 	if lockers != nil {
-		running, apps = lockers.running(db, locks)
+		running = lockers.running(db, locks)
 		for id := range running {
 			if _, ok := names[id]; !ok {
 				delete(running, id)
@@ -499,7 +471,6 @@ func (c *CronCollector) update(ctx context.Context, q postgres.Queryer, s cronSc
 	}
 	ch <- prometheus.MustNewConstMetric(cronRunningDesc, prometheus.GaugeValue, float64(len(running)), db)
 	ch <- prometheus.MustNewConstMetric(cronRunningMaxDesc, prometheus.GaugeValue, runMax, db)
-	ch <- prometheus.MustNewConstMetric(cronQueryMaxDesc, prometheus.GaugeValue, lockers.queryMax(db, apps, nowT), db)
 	return nil
 }
 

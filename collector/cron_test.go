@@ -271,39 +271,6 @@ func closeSession(t *testing.T, db string, conn *pgx.Conn) {
 	})
 }
 
-// TestCronQueryMax runs a long query in the cron worker's job cursor (a
-// second session of the same Odoo process, application_name odoo-<pid>)
-// and one in a web worker: only the first is the cron's.
-func TestCronQueryMax(t *testing.T) {
-	db := cluster.OdooDB(t, "17.0")
-	id := addCron(t, db, "17.0", "Long job", "now() AT TIME ZONE 'UTC' - interval '1 minute'")
-	exp := newTestExporter(t, monitorDSN(t, db), "", "cron")
-	worker := lockJob(t, db, lock17, id)
-	mustExec(t, worker, "SET application_name = 'odoo-4242'")
-	sleep := func(app string) {
-		conn := cluster.Connect(t, db)
-		mustExec(t, conn, "SET application_name = '"+app+"'")
-		done := make(chan struct{})
-		go func() { defer close(done); _, _ = conn.Exec(context.Background(), "SELECT pg_sleep(30)") }()
-		t.Cleanup(func() {
-			_ = conn.PgConn().CancelRequest(context.Background())
-			<-done
-		})
-	}
-	sleep("odoo-4243") // a web worker's long query
-	time.Sleep(1500 * time.Millisecond)
-	sleep("odoo-4242") // the job's cursor
-	time.Sleep(1100 * time.Millisecond)
-	m := scrapeOnce(t, exp)
-	if got := m.value(t, "odoo_cron_query_max_seconds", "database", db); got < 1 || got > 2.4 {
-		t.Errorf("odoo_cron_query_max_seconds = %v, want the job cursor's ~1.1 s, not the web worker's ~2.6 s", got)
-	}
-	closeSession(t, db, worker)
-	if got := scrapeOnce(t, exp).value(t, "odoo_cron_query_max_seconds", "database", db); got != 0 {
-		t.Errorf("odoo_cron_query_max_seconds = %v once no job runs, want 0", got)
-	}
-}
-
 // histogram returns the sample count and sum of the histogram name with
 // the given label pairs.
 func (ms metrics) histogram(t *testing.T, name string, labels ...string) (uint64, float64) {
