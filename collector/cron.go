@@ -37,39 +37,63 @@ type CronOptions struct {
 	PerJob bool
 }
 
-// CronCollector reads Odoo's scheduled actions (ir_cron, ir_cron_trigger)
-// of each database: how late the ready jobs are, which jobs are running
-// (their row is locked by the cron worker) and for how long, and, from
-// Odoo 18, which jobs fail. It is the runbook's "Cron Job Jam" check,
-// without the odoo shell.
+// CronCollector reads Odoo's scheduled actions (ir_cron, ir_cron_trigger,
+// ir_cron_progress) of each database: how late the ready jobs that are not
+// running are, which jobs are running (their row is locked by the cron
+// worker) and for how long, how late each run started, the runs that ended
+// without completing (a worker killed at limit_time_real_cron, again and
+// again: the timeout loop), and, from Odoo 18, which jobs fail. It is the
+// runbook's "Cron Job Jam" check, without the odoo shell.
 //
 // The schema differs between Odoo series (cron_name jsonb in 16, numbercall
-// up to 17, failure_count from 18): columns are read from the catalog of
-// each database and remembered for a while.
+// up to 17, failure_count and ir_cron_progress from 18): columns are read
+// from the catalog of each database and remembered for a while.
+//
+// The collector remembers, per database and job, what the previous
+// collection saw (lastcall, due time, the run in progress); the memory is
+// bounded by the jobs of the databases collected in the last hour.
 type CronCollector struct {
 	opts    CronOptions
 	mu      sync.Mutex
 	schemas map[string]cronSchema
+	runs    map[string]*cronRuns
+
+	lateness *prometheus.HistogramVec
 }
+
+// CronLatenessBuckets resolve a run that starts on time (cron workers poll
+// about every minute) to one that waited hours behind others.
+var CronLatenessBuckets = []float64{1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600}
+
+// cronMemoryTTL: a database not collected for this long is forgotten,
+// with its series.
+const cronMemoryTTL = time.Hour
 
 // NewCronCollector returns a cron collector.
 func NewCronCollector(opts CronOptions) *CronCollector {
-	return &CronCollector{opts: opts, schemas: map[string]cronSchema{}}
+	return &CronCollector{
+		opts: opts, schemas: map[string]cronSchema{}, runs: map[string]*cronRuns{},
+		lateness: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "odoo_cron_job_age_seconds",
+			Help:    "How late each run of a job started: its start minus its due time (nextcall or earliest due trigger), observed when the job's lastcall advances.",
+			Buckets: CronLatenessBuckets,
+		}, []string{"database"}),
+	}
 }
 
 var (
 	cronJobsDesc = prometheus.NewDesc("odoo_cron_jobs",
 		"Active scheduled actions (ir_cron).", []string{"database"}, nil)
 	cronLagMaxDesc = prometheus.NewDesc("odoo_cron_lag_max_seconds",
-		"How late the most overdue ready job is: now minus its due time (nextcall or earliest due trigger); 0 when none is due.",
+		"How late the most overdue ready job that is not running is: now minus its due time (nextcall or earliest due trigger); 0 when none is due.",
 		[]string{"database"}, nil)
 	cronOverdueDesc = prometheus.NewDesc("odoo_cron_overdue_jobs",
-		"Ready jobs late by more than --collector.cron.overdue-threshold.",
+		"Ready jobs, not running, late by more than --collector.cron.overdue-threshold.",
 		[]string{"database"}, nil)
 	cronJobLagDesc = prometheus.NewDesc("odoo_cron_job_lag_seconds",
-		"How late the job is (0 when not due).", []string{"database", "cron"}, nil)
+		"How late the job is (0 when not due or running).", []string{"database", "cron"}, nil)
 	cronRunningDesc = prometheus.NewDesc("odoo_cron_running_jobs",
-		"Jobs running now: their ir_cron row is locked by an open transaction.",
+		"Jobs running now: their ir_cron row is locked for update by an open transaction (the cron worker, or Run Manually).",
 		[]string{"database"}, nil)
 	cronRunningMaxDesc = prometheus.NewDesc("odoo_cron_running_max_seconds",
 		"How long the longest running job has held its lock; 0 when none runs.",
@@ -80,6 +104,12 @@ var (
 	cronFailingDesc = prometheus.NewDesc("odoo_cron_failing_jobs",
 		"Active jobs whose last runs failed (failure_count > 0); Odoo 18 and later only, older series do not record failures in the database.",
 		[]string{"database"}, nil)
+	cronInterruptedDesc = prometheus.NewDesc("odoo_cron_interrupted_runs_total",
+		"Runs seen running that ended without completing: the lock went (or passed to a new run) and lastcall did not advance (a worker killed at limit_time_real_cron, a terminated session); in 18+ only when the run's ir_cron_progress row says it did not return.",
+		[]string{"database"}, nil)
+	cronJobInterruptedDesc = prometheus.NewDesc("odoo_cron_job_interrupted_runs_total",
+		"Interrupted runs (see odoo_cron_interrupted_runs_total) of the job, from its first one; with --collector.cron.per-job.",
+		[]string{"database", "cron"}, nil)
 	cronTriggersDesc = prometheus.NewDesc("odoo_cron_pending_triggers",
 		"Triggers (ir_cron_trigger) that are due and not yet consumed.",
 		[]string{"database"}, nil)
@@ -91,6 +121,9 @@ func (c *CronCollector) Describe(ch chan<- *prometheus.Desc) {
 		cronRunningDesc, cronRunningMaxDesc, cronJobRunningDesc, cronFailingDesc, cronTriggersDesc} {
 		ch <- d
 	}
+	c.lateness.Describe(ch)
+	ch <- cronInterruptedDesc
+	ch <- cronJobInterruptedDesc
 }
 
 // cronSchema is what differs between Odoo series.
@@ -101,12 +134,14 @@ type cronSchema struct {
 	hasNumbercall bool // <= 17.0
 	hasFailures   bool // >= 18.0
 	hasTriggers   bool // >= 15.0
+	hasProgress   bool // ir_cron_progress, >= 18.0
 }
 
 // cronSchemaSQL reads ir_cron's columns from the catalog (cheaper than
-// information_schema) and whether ir_cron_trigger exists.
+// information_schema) and whether ir_cron_trigger and ir_cron_progress
+// exist.
 const cronSchemaSQL = `SELECT a.attname, format_type(a.atttypid, a.atttypmod),
-  to_regclass('ir_cron_trigger') IS NOT NULL
+  to_regclass('ir_cron_trigger') IS NOT NULL, to_regclass('ir_cron_progress') IS NOT NULL
 FROM pg_catalog.pg_attribute a
 WHERE a.attrelid = to_regclass('ir_cron') AND a.attnum > 0 AND NOT a.attisdropped`
 
@@ -128,7 +163,7 @@ func (c *CronCollector) schema(ctx context.Context, q postgres.Queryer, db strin
 	n := 0
 	for rows.Next() {
 		var col, typ string
-		if err := rows.Scan(&col, &typ, &s.hasTriggers); err != nil {
+		if err := rows.Scan(&col, &typ, &s.hasTriggers, &s.hasProgress); err != nil {
 			return s, err
 		}
 		n++
@@ -156,11 +191,14 @@ func (c *CronCollector) schema(ctx context.Context, q postgres.Queryer, db strin
 
 // jobsSQL builds the query of the jobs for schema s: one row per active job
 // with its name, lag (seconds past due, due = LEAST(nextcall, earliest due
-// trigger), as Odoo's ready condition), due triggers and failure count,
-// plus any job whose row carries an xmax (it may be locked by a running
-// worker; matched against the lockers of PrepareCluster), with ir_cron's
-// oid and the server's clock. nextcall and call_at are UTC timestamps
-// without time zone.
+// trigger), as Odoo's ready condition), due triggers, failure count, due
+// time and lastcall (Unix seconds; nextcall, call_at and lastcall are UTC
+// timestamps without time zone) and, in 18+, the timed_out_counter of its
+// latest ir_cron_progress row; plus any job whose row carries an xmax (it
+// may be locked by a running worker), with the update-mode members of a
+// multixact xmax (odoosql.CronRowUpdateHolders), matched against the
+// lockers of PrepareCluster. Also ir_cron's and ir_cron_trigger's oids and
+// the server's clock.
 func (s cronSchema) jobsSQL() string {
 	name := "'#' || c.id"
 	switch {
@@ -184,47 +222,49 @@ func (s cronSchema) jobsSQL() string {
 		triggers = `SELECT cron_id, min(call_at) AS call_at, count(*) AS n
   FROM ir_cron_trigger WHERE call_at <= (now() AT TIME ZONE 'UTC') GROUP BY cron_id`
 	}
+	timedOut := "0"
+	if s.hasProgress {
+		timedOut = "COALESCE((SELECT p.timed_out_counter FROM ir_cron_progress p WHERE p.cron_id = c.id ORDER BY p.id DESC LIMIT 1), 0)"
+	}
 	return fmt.Sprintf(`WITH t AS (%s)
 SELECT c.id, %s,
   GREATEST(EXTRACT(EPOCH FROM (now() AT TIME ZONE 'UTC') - LEAST(c.nextcall, t.call_at)), 0)::float8,
-  COALESCE(t.n, 0)::float8, %s::float8, c.xmax::text, 'ir_cron'::regclass::oid::int8,
-  now(), c.active%s
-FROM ir_cron c LEFT JOIN t ON t.cron_id = c.id
-WHERE c.xmax <> '0'::xid OR (%s)`, triggers, name, failures, activeCond, where)
+  COALESCE(t.n, 0)::float8, %s::float8, c.xmax::text, %s,
+  'ir_cron'::regclass::oid::int8, COALESCE(to_regclass('ir_cron_trigger')::oid::int8, 0),
+  EXTRACT(EPOCH FROM now())::float8, c.active%s,
+  EXTRACT(EPOCH FROM LEAST(c.nextcall, t.call_at))::float8, EXTRACT(EPOCH FROM c.lastcall)::float8,
+  %s::int8
+FROM ir_cron c LEFT JOIN t ON t.cron_id = c.id CROSS JOIN %s
+WHERE %s AND (c.xmax <> '0'::xid OR (%s))`, triggers, name, failures, odoosql.CronRowUpdateHolders,
+		activeCond, timedOut, odoosql.CronClass, odoosql.CronClassCond, where)
 }
 
 // cronLockersSQL reads, once per scrape and cluster-wide, the backends of
-// the Odoo databases that could be running a cron job: their own
-// transaction id (the xmax a row they lock carries), the relations they
-// hold locks on, the start of their transaction, and, for Odoo's cron
-// worker session (idle in transaction, its last statement locking one
-// ir_cron row), the job id read from the query text ("id = N" in 18+,
-// "id in (N)" in 15-17, "id=N" in 14). Only catalogs are read: no row lock
-// is ever taken (FOR SHARE, even with SKIP LOCKED, would make Odoo's workers
-// skip the job).
-const cronLockersSQL = `SELECT a.datname, a.xact_start,
-  (SELECT l.transactionid::text FROM pg_catalog.pg_locks l
-    WHERE l.pid = a.pid AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted LIMIT 1),
+// the Odoo databases in a transaction: their own transaction id (the xmax
+// a row they lock carries, or a member of a multixact xmax), the relations
+// they hold locks on and those they hold RowExclusiveLock on (an
+// ir_cron_trigger insert) and the start of their transaction. No query
+// text is read. Only catalogs are read: no row lock is ever taken (FOR SHARE, even
+// with SKIP LOCKED, would make Odoo's workers skip the job).
+const cronLockersSQL = `SELECT a.datname, a.xact_start, coalesce(x.xid, ''),
   ARRAY(SELECT l.relation::int8 FROM pg_catalog.pg_locks l
     WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted),
-  CASE WHEN w.worker
-  THEN substring(a.query FROM '(?:\mcron_id\s*=\s*|\mid\s*=\s*|\mid\s+in\s*\(\s*)(\d+)')::int8 END,
-  w.worker
-FROM pg_catalog.pg_stat_activity a,
-  LATERAL (SELECT coalesce(a.state LIKE 'idle in transaction%' AND ` + odoosql.CronWorkerStatement + `, false) AS worker) w
+  ARRAY(SELECT l.relation::int8 FROM pg_catalog.pg_locks l
+    WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted AND l.mode = 'RowExclusiveLock')
+FROM pg_catalog.pg_stat_activity a
+  LEFT JOIN LATERAL (SELECT l.transactionid::text AS xid FROM pg_catalog.pg_locks l
+    WHERE l.pid = a.pid AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted LIMIT 1) x ON true
 WHERE a.datname = ANY($1) AND a.backend_type = 'client backend'
   AND a.xact_start IS NOT NULL AND a.pid <> pg_backend_pid()`
 
-// cronLocker is a backend that may be running a cron job.
+// cronLocker is a backend with a transaction id that may be running a
+// cron job.
 type cronLocker struct {
 	xactStart time.Time
 	xid       string
 	relations map[int64]bool
-	job       int64 // from the cron worker's query text; 0 when none
-	// worker: the session looks like Odoo's cron worker holding a job
-	// (idle in transaction, last statement SELECT ... FROM ir_cron ...
-	// FOR [NO KEY] UPDATE).
-	worker bool
+	// rowExclusive: relations it holds RowExclusiveLock on (it wrote).
+	rowExclusive map[int64]bool
 }
 
 // cronLockers are the lockers of one scrape, by database.
@@ -241,51 +281,60 @@ func (c *CronCollector) PrepareCluster(ctx context.Context, q postgres.Queryer, 
 	lockers := cronLockers{}
 	for rows.Next() {
 		var (
-			db   string
-			l    cronLocker
-			xid  *string
-			rels []int64
-			job  *int64
+			db        string
+			l         cronLocker
+			rels, rex []int64
 		)
-		if err := rows.Scan(&db, &l.xactStart, &xid, &rels, &job, &l.worker); err != nil {
+		if err := rows.Scan(&db, &l.xactStart, &l.xid, &rels, &rex); err != nil {
 			return nil, err
-		}
-		if xid != nil {
-			l.xid = *xid
-		}
-		if job != nil {
-			l.job = *job
 		}
 		l.relations = make(map[int64]bool, len(rels))
 		for _, r := range rels {
 			l.relations[r] = true
+		}
+		l.rowExclusive = make(map[int64]bool, len(rex))
+		for _, r := range rex {
+			l.rowExclusive[r] = true
 		}
 		lockers[db] = append(lockers[db], l)
 	}
 	return lockers, rows.Err()
 }
 
+// cronRowLocks are the row locks seen on ir_cron in one database.
+type cronRowLocks struct {
+	cronOID, triggerOID int64
+	// xmax: the job whose row's xmax is this (plain) transaction id.
+	xmax map[string]int64
+	// holders: the jobs whose multixact xmax has this transaction id as a
+	// member in an update mode.
+	holders map[string][]int64
+}
+
 // running returns, for each job id held, the start of the holding
-// transaction. Only sessions that look like Odoo's cron worker holding a
-// job count (a long transaction that inserted a trigger for the job also
-// puts its id in the row's xmax and locks ir_cron, but runs nothing); of
-// those, the job is the row whose xmax is the session's transaction id
-// and which it holds a lock on ir_cron for (this rules out a multixact id
-// that happens to equal an unrelated transaction id), or the job named in
-// its query (when a trigger's foreign key also share-locks the row, xmax
-// is a multixact and the first test misses it).
-func (l cronLockers) running(db string, cronOID int64, xmax map[string]int64, now time.Time) map[int64]float64 {
-	held := map[int64]float64{}
+// transaction. A job is held by a transaction that holds a lock on
+// ir_cron and either is a member in an update mode (FOR NO KEY UPDATE,
+// FOR UPDATE) of the row's multixact xmax, or is the row's plain xmax and
+// wrote nothing to ir_cron_trigger: a transaction that only inserted a
+// trigger for the job also puts its id in the row's xmax (the foreign
+// key's KEY SHARE lock) and locks ir_cron, but runs nothing, and pg_locks
+// does not say a row lock's mode.
+func (l cronLockers) running(db string, r cronRowLocks) map[int64]time.Time {
+	held := map[int64]time.Time{}
+	hold := func(id int64, k cronLocker) {
+		if t, ok := held[id]; !ok || k.xactStart.Before(t) {
+			held[id] = k.xactStart
+		}
+	}
 	for _, k := range l[db] {
-		if !k.worker || !k.relations[cronOID] {
+		if k.xid == "" || !k.relations[r.cronOID] {
 			continue
 		}
-		secs := now.Sub(k.xactStart).Seconds()
-		if id, ok := xmax[k.xid]; ok && k.xid != "" {
-			held[id] = max(held[id], secs)
+		for _, id := range r.holders[k.xid] {
+			hold(id, k)
 		}
-		if k.job != 0 {
-			held[k.job] = max(held[k.job], secs)
+		if id, ok := r.xmax[k.xid]; ok && !k.rowExclusive[r.triggerOID] {
+			hold(id, k)
 		}
 	}
 	return held
@@ -313,6 +362,17 @@ func (c *CronCollector) forget(db string) {
 	c.mu.Unlock()
 }
 
+// cronJob is one row of jobsSQL.
+type cronJob struct {
+	id                int64
+	name              string
+	lag, trig         float64
+	failure           float64
+	active            bool
+	due, lastcall     *float64 // Unix seconds; nil when NULL
+	progressTimedOuts int64
+}
+
 func (c *CronCollector) update(ctx context.Context, q postgres.Queryer, s cronSchema, lockers cronLockers, db string, ch chan<- prometheus.Metric) error {
 	rows, err := q.Query(ctx, s.jobsSQL())
 	if err != nil {
@@ -320,48 +380,72 @@ func (c *CronCollector) update(ctx context.Context, q postgres.Queryer, s cronSc
 	}
 	defer rows.Close()
 	var (
-		jobs, overdue, triggers, failing, lagMax float64
-		threshold                                = c.opts.OverdueThreshold.Seconds()
-		lagNames                                 = labelNames{}
-		names                                    = map[int64]string{}
-		xmax                                     = map[string]int64{}
-		cronOID                                  int64
-		now                                      time.Time
+		jobs  []cronJob
+		names = map[int64]string{}
+		locks = cronRowLocks{xmax: map[string]int64{}, holders: map[string][]int64{}}
+		now   float64
 	)
 	for rows.Next() {
 		var (
-			id                 int64
-			name, rowXmax      string
-			lag, trig, failure float64
-			active             bool
+			j       cronJob
+			rowXmax string
+			holders []string
 		)
-		if err := rows.Scan(&id, &name, &lag, &trig, &failure, &rowXmax, &cronOID, &now, &active); err != nil {
+		if err := rows.Scan(&j.id, &j.name, &j.lag, &j.trig, &j.failure, &rowXmax, &holders,
+			&locks.cronOID, &locks.triggerOID, &now, &j.active, &j.due, &j.lastcall, &j.progressTimedOuts); err != nil {
 			return err
 		}
-		names[id] = name
+		names[j.id] = j.name
 		if rowXmax != "0" {
-			xmax[rowXmax] = id
+			locks.xmax[rowXmax] = j.id
 		}
-		if !active {
-			continue
+		for _, h := range holders {
+			locks.holders[h] = append(locks.holders[h], j.id)
 		}
-		jobs++
-		triggers += trig
-		lagMax = max(lagMax, lag)
-		if lag > threshold {
-			overdue++
-		}
-		if failure > 0 {
-			failing++
-		}
-		if c.opts.PerJob {
-			ch <- prometheus.MustNewConstMetric(cronJobLagDesc, prometheus.GaugeValue, lag, db, lagNames.unique(name, id))
+		if j.active {
+			jobs = append(jobs, j)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	ch <- prometheus.MustNewConstMetric(cronJobsDesc, prometheus.GaugeValue, jobs, db)
+	nowT := time.Unix(0, int64(now*1e9))
+
+	// Running jobs; unknown without the cluster-wide view of this scrape.
+	var running map[int64]time.Time
+	if lockers != nil {
+		running = lockers.running(db, locks)
+		for id := range running {
+			if _, ok := names[id]; !ok {
+				delete(running, id)
+			}
+		}
+	}
+
+	var (
+		nJobs, overdue, triggers, failing, lagMax float64
+		threshold                                 = c.opts.OverdueThreshold.Seconds()
+		lagNames                                  = labelNames{}
+	)
+	for _, j := range jobs {
+		nJobs++
+		triggers += j.trig
+		if j.failure > 0 {
+			failing++
+		}
+		lag := j.lag
+		if _, ok := running[j.id]; ok {
+			lag = 0 // running: not waiting; odoo_cron_job_running_seconds tells how long
+		}
+		lagMax = max(lagMax, lag)
+		if lag > threshold {
+			overdue++
+		}
+		if c.opts.PerJob {
+			ch <- prometheus.MustNewConstMetric(cronJobLagDesc, prometheus.GaugeValue, lag, db, lagNames.unique(j.name, j.id))
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(cronJobsDesc, prometheus.GaugeValue, nJobs, db)
 	ch <- prometheus.MustNewConstMetric(cronLagMaxDesc, prometheus.GaugeValue, lagMax, db)
 	ch <- prometheus.MustNewConstMetric(cronOverdueDesc, prometheus.GaugeValue, overdue, db)
 	if s.hasTriggers {
@@ -371,25 +455,116 @@ func (c *CronCollector) update(ctx context.Context, q postgres.Queryer, s cronSc
 		ch <- prometheus.MustNewConstMetric(cronFailingDesc, prometheus.GaugeValue, failing, db)
 	}
 
-	if lockers == nil {
+	c.remember(db, jobs, running, s.hasProgress, nowT, ch)
+
+	if running == nil {
 		return nil // no cluster-wide view in this scrape: running jobs unknown
 	}
 	var (
-		running, runMax float64
-		runNames        = labelNames{}
+		runMax   float64
+		runNames = labelNames{}
 	)
-	for id, secs := range lockers.running(db, cronOID, xmax, now) {
-		name, ok := names[id]
-		if !ok {
-			continue // the query text named a job that is not (or no longer) locked
-		}
-		running++
+	for id, since := range running {
+		secs := max(nowT.Sub(since).Seconds(), 0)
 		runMax = max(runMax, secs)
-		ch <- prometheus.MustNewConstMetric(cronJobRunningDesc, prometheus.GaugeValue, secs, db, runNames.unique(name, id))
+		ch <- prometheus.MustNewConstMetric(cronJobRunningDesc, prometheus.GaugeValue, secs, db, runNames.unique(names[id], id))
 	}
-	ch <- prometheus.MustNewConstMetric(cronRunningDesc, prometheus.GaugeValue, running, db)
+	ch <- prometheus.MustNewConstMetric(cronRunningDesc, prometheus.GaugeValue, float64(len(running)), db)
 	ch <- prometheus.MustNewConstMetric(cronRunningMaxDesc, prometheus.GaugeValue, runMax, db)
 	return nil
+}
+
+// cronRuns is what the collector remembers of one database's jobs between
+// two collections.
+type cronRuns struct {
+	seen        time.Time
+	jobs        map[int64]cronJobMemory
+	interrupted float64            // odoo_cron_interrupted_runs_total
+	byJob       map[string]float64 // odoo_cron_job_interrupted_runs_total, by job label
+}
+
+// cronJobMemory is one job as the previous collection saw it.
+type cronJobMemory struct {
+	lastcall, due *float64
+	// runStart: start of the transaction holding the job; zero when the
+	// job was not running (or running was unknown).
+	runStart time.Time
+	known    bool // running was known
+}
+
+// remember compares the jobs with the previous collection of db: a
+// lastcall that advanced is a run that completed, observed in
+// odoo_cron_job_age_seconds as its start (the holding transaction's start
+// when the run was seen, else lastcall: the run's start up to 17.0, its end
+// from 18.0) minus the due time seen before; a run seen before that is
+// gone (or replaced by another) while lastcall stayed is an interrupted
+// run. In 18+ a run that ended "partially done" (rescheduled at once,
+// lastcall unchanged) is told apart by its ir_cron_progress row: Odoo
+// resets its timed_out_counter when the batch returns, so a count left
+// above 0 (above 1 once the next run has taken the job) is a run killed in
+// the middle. The histogram and the database's counter are exposed from
+// the first collection, at 0.
+func (c *CronCollector) remember(db string, jobs []cronJob, running map[int64]time.Time, progress bool, now time.Time, ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for other, r := range c.runs {
+		if now.Sub(r.seen) > cronMemoryTTL && other != db {
+			delete(c.runs, other)
+			c.lateness.DeleteLabelValues(other)
+		}
+	}
+	prev := c.runs[db]
+	cur := &cronRuns{seen: now, jobs: make(map[int64]cronJobMemory, len(jobs)), byJob: map[string]float64{}}
+	if prev != nil {
+		cur.interrupted = prev.interrupted
+		for n, v := range prev.byJob {
+			cur.byJob[n] = v // kept while the process lives: a counter
+		}
+	}
+	lateness := c.lateness.WithLabelValues(db).(prometheus.Histogram)
+	names := labelNames{}
+	for _, j := range jobs {
+		m := cronJobMemory{lastcall: j.lastcall, due: j.due, known: running != nil}
+		if running != nil {
+			m.runStart = running[j.id]
+		}
+		cur.jobs[j.id] = m
+		name := names.unique(j.name, j.id)
+		if prev == nil {
+			continue
+		}
+		p, ok := prev.jobs[j.id]
+		if !ok {
+			continue
+		}
+		advanced := j.lastcall != nil && (p.lastcall == nil || *j.lastcall != *p.lastcall)
+		switch {
+		case advanced:
+			if p.due == nil {
+				break
+			}
+			start := *j.lastcall
+			if !p.runStart.IsZero() {
+				start = float64(p.runStart.UnixNano()) / 1e9
+			}
+			lateness.Observe(max(start-*p.due, 0))
+		case p.known && m.known && !p.runStart.IsZero() && !m.runStart.Equal(p.runStart):
+			replaced := !m.runStart.IsZero()
+			if progress && (j.progressTimedOuts == 0 || replaced && j.progressTimedOuts < 2) {
+				break // 18+: the run returned (partially done), it was not killed
+			}
+			cur.interrupted++
+			cur.byJob[name]++
+		}
+	}
+	c.runs[db] = cur
+	ch <- lateness
+	ch <- prometheus.MustNewConstMetric(cronInterruptedDesc, prometheus.CounterValue, cur.interrupted, db)
+	if c.opts.PerJob {
+		for name, v := range cur.byJob {
+			ch <- prometheus.MustNewConstMetric(cronJobInterruptedDesc, prometheus.CounterValue, v, db, name)
+		}
+	}
 }
 
 // labelNames makes job names unique as label values: Odoo does not require

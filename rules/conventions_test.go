@@ -18,6 +18,7 @@ var wantAlerts = map[string]struct{ priority, heal string }{
 	"OdooLongpollDown":             {"P0", ""},
 	"OdooCronStuck":                {"P1", "unlock_cron"},
 	"OdooCronJobRunningTooLong":    {"P1", "unlock_cron"},
+	"OdooCronJobTimeoutLoop":       {"P1", ""},
 	"OdooCronFailing":              {"P2", ""},
 	"OdooModulesStuckInTransition": {"P1", "reset_module_states"},
 	"OdooDbDeadlock":               {"P1", ""},

@@ -1,5 +1,6 @@
 // Package rules ships the Prometheus alert and recording rules for Odoo
-// (alerts_odoo.yml) and helpers for tests that load them.
+// (alerts_odoo.yml), the Alertmanager inhibit rules that go with them
+// (inhibit_rules.yml) and helpers for tests that load them.
 //
 // The rule file is the product: operators copy it into Prometheus' rule
 // directory. Tests that need alerts to fire quickly (the end-to-end suite)
@@ -19,6 +20,34 @@ import (
 
 //go:embed alerts_odoo.yml
 var pack []byte
+
+//go:embed inhibit_rules.yml
+var inhibit []byte
+
+// InhibitFileName is the name of the Alertmanager inhibit rules file.
+const InhibitFileName = "inhibit_rules.yml"
+
+// Inhibit returns the content of inhibit_rules.yml: an Alertmanager
+// configuration fragment whose inhibit_rules list makes the cause's alert
+// (Odoo down, the database down) silence its symptoms' alerts.
+func Inhibit() []byte {
+	return bytes.Clone(inhibit)
+}
+
+// InhibitRules returns the inhibit_rules list of inhibit_rules.yml,
+// decoded, for a test's Alertmanager configuration.
+func InhibitRules() ([]any, error) {
+	var doc struct {
+		InhibitRules []any `yaml:"inhibit_rules"`
+	}
+	if err := yaml.Unmarshal(inhibit, &doc); err != nil {
+		return nil, fmt.Errorf("rules: parsing %s: %w", InhibitFileName, err)
+	}
+	if len(doc.InhibitRules) == 0 {
+		return nil, fmt.Errorf("rules: no inhibit_rules in %s", InhibitFileName)
+	}
+	return doc.InhibitRules, nil
+}
 
 // FileName is the name of the rule file, as shipped.
 const FileName = "alerts_odoo.yml"

@@ -27,19 +27,20 @@ func TestShorten(t *testing.T) {
 			}
 			for i, r := range got {
 				o := orig[i]
-				if o.For != "" {
-					want := mustDuration(t, o.For)
-					if want > max {
-						want = max
+				for _, d := range []struct{ key, got, orig string }{{"for", r.For, o.For}, {"keep_firing_for", r.KeepFiringFor, o.KeepFiringFor}} {
+					if d.orig == "" {
+						if d.got != "" {
+							t.Errorf("%s: %s %q added", o.Alert, d.key, d.got)
+						}
+						continue
 					}
-					if d := mustDuration(t, r.For); d != want {
-						t.Errorf("%s: for = %s, want %s (was %s)", o.Alert, r.For, want, o.For)
+					want := min(mustDuration(t, d.orig), max)
+					if got := mustDuration(t, d.got); got != want {
+						t.Errorf("%s: %s = %s, want %s (was %s)", o.Alert, d.key, d.got, want, d.orig)
 					}
-				} else if r.For != "" {
-					t.Errorf("%s: for %q added", o.Alert, r.For)
 				}
 				// Everything but the durations is unchanged.
-				r.For, o.For = "", ""
+				r.For, o.For, r.KeepFiringFor, o.KeepFiringFor = "", "", "", ""
 				if !reflect.DeepEqual(r, o) {
 					t.Errorf("rule changed beyond for:\n got %+v\nwant %+v", r, o)
 				}

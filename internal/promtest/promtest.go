@@ -288,6 +288,9 @@ type AlertmanagerConfig struct {
 	// GroupBy of the root route; default every label ("...").
 	GroupBy  []string
 	Webhooks []Webhook
+	// InhibitRules is the configuration's inhibit_rules list, as decoded
+	// from YAML (e.g. rules.InhibitRules, the pack's).
+	InhibitRules []any
 	// Port is the listen port on 127.0.0.1; 0 picks a free one.
 	Port int
 }
@@ -340,6 +343,9 @@ func StartAlertmanager(cfg AlertmanagerConfig) (*Alertmanager, error) {
 			"routes":          routes,
 		},
 		"receivers": receivers,
+	}
+	if len(cfg.InhibitRules) > 0 {
+		conf["inhibit_rules"] = cfg.InhibitRules
 	}
 	confPath := filepath.Join(cfg.Dir, "alertmanager.yml")
 	if err := writeYAML(confPath, conf); err != nil {
@@ -526,7 +532,8 @@ type AMAlert struct {
 	EndsAt      time.Time         `json:"endsAt"`
 	Fingerprint string            `json:"fingerprint"`
 	Status      struct {
-		State string `json:"state"` // active | suppressed | unprocessed
+		State       string   `json:"state"`       // active | suppressed | unprocessed
+		InhibitedBy []string `json:"inhibitedBy"` // fingerprints of the inhibiting alerts
 	} `json:"status"`
 	Receivers []struct {
 		Name string `json:"name"`
@@ -536,7 +543,17 @@ type AMAlert struct {
 // Alerts returns Alertmanager's active alerts named name (every alert
 // when name is empty).
 func (a *Alertmanager) Alerts(ctx context.Context, name string) ([]AMAlert, error) {
-	q := url.Values{"active": {"true"}, "silenced": {"false"}, "inhibited": {"false"}}
+	return a.alerts(ctx, name, false)
+}
+
+// Inhibited returns Alertmanager's inhibited alerts named name (every
+// alert when name is empty).
+func (a *Alertmanager) Inhibited(ctx context.Context, name string) ([]AMAlert, error) {
+	return a.alerts(ctx, name, true)
+}
+
+func (a *Alertmanager) alerts(ctx context.Context, name string, inhibited bool) ([]AMAlert, error) {
+	q := url.Values{"active": {strconv.FormatBool(!inhibited)}, "silenced": {"false"}, "inhibited": {strconv.FormatBool(inhibited)}}
 	if name != "" {
 		q.Set("filter", fmt.Sprintf("alertname=%q", name))
 	}

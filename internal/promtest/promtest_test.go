@@ -29,7 +29,9 @@ func require(t *testing.T, err error) {
 
 // TestChain checks the harness: Prometheus scrapes itself, evaluates a
 // rule that fires at once, sends the alert to Alertmanager, which delivers
-// it to an authenticated webhook; the APIs show it on the way.
+// it to an authenticated webhook; the APIs show it on the way. A second
+// alert is inhibited by the first (InhibitRules): listed as inhibited,
+// never delivered.
 func TestChain(t *testing.T) {
 	_, err := PrometheusBinary()
 	require(t, err)
@@ -70,7 +72,11 @@ func TestChain(t *testing.T) {
 	os.Mkdir(promDir, 0o755)
 	am, err := StartAlertmanager(AlertmanagerConfig{Dir: amDir, Webhooks: []Webhook{
 		{Name: "hook", URL: hook.URL, BearerTokenFile: token, Matchers: []string{`heal=~".+"`}},
-	}})
+	}, InhibitRules: []any{map[string]any{
+		"source_matchers": []string{`alertname="Always"`},
+		"target_matchers": []string{`alertname="Symptom"`},
+		"equal":           []string{"job"},
+	}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +95,9 @@ func TestChain(t *testing.T) {
   - alert: Always
     expr: up{job="self"} == 1
     labels: {heal: test}
+  - alert: Symptom
+    expr: up{job="self"} == 1
+    labels: {heal: test}
 `)},
 	})
 	if err != nil {
@@ -104,7 +113,21 @@ func TestChain(t *testing.T) {
 		fired, _ := prom.Firing(ctx, "Always", map[string]string{"job": "self"})
 		inAM, _ := am.Alerts(ctx, "Always")
 		up, _ := prom.Query(ctx, `up{job="self"}`)
-		if delivered && len(fired) == 1 && len(inAM) == 1 && len(up) == 1 && up[0].Value == 1 {
+		inhibited, _ := am.Inhibited(ctx, "Symptom")
+		if delivered && len(fired) == 1 && len(inAM) == 1 && len(up) == 1 && up[0].Value == 1 &&
+			len(inhibited) == 1 && len(inhibited[0].Status.InhibitedBy) == 1 {
+			active, err := am.Alerts(ctx, "Symptom")
+			if err != nil || len(active) != 0 {
+				t.Fatalf("inhibited alert listed active: %v %v", active, err)
+			}
+			time.Sleep(2 * time.Second) // a group_wait and an interval more
+			mu.Lock()
+			defer mu.Unlock()
+			for _, g := range got {
+				if strings.HasSuffix(g, ":Symptom") {
+					t.Fatalf("inhibited alert delivered: %v", got)
+				}
+			}
 			return
 		}
 		if time.Now().After(deadline) {
