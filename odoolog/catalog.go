@@ -285,7 +285,7 @@ func (c *Catalog) Entries() []*Entry { return c.entries }
 // Match is a record matched by an entry, with the named groups of its
 // message pattern (empty when absent).
 type Match struct {
-	Entry                                   *Entry
+	Entry                                     *Entry
 	Job, Seconds, PID, Worker, Thread, Module []byte
 }
 

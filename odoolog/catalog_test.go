@@ -274,11 +274,11 @@ func TestLoadCatalogErrors(t *testing.T) {
 
 func TestLiteralPrefix(t *testing.T) {
 	for pattern, want := range map[string]string{
-		`^Bus\.loop error, sleep and retry$`: "Bus.loop error, sleep and retry",
-		"^Job done: `(?P<job>.*)`":           "Job done: `",
+		`^Bus\.loop error, sleep and retry$`:  "Bus.loop error, sleep and retry",
+		"^Job done: `(?P<job>.*)`":            "Job done: `",
 		`^(?:Manually starting|Starting) job`: "",
-		`bad query`:                          "",
-		`^(?i)abc`:                           "",
+		`bad query`:                           "",
+		`^(?i)abc`:                            "",
 	} {
 		if got := string(literalPrefix(pattern)); got != want {
 			t.Errorf("literalPrefix(%q) = %q, want %q", pattern, got, want)
