@@ -4,6 +4,7 @@
 //
 //	/app serve -addr 127.0.0.1:8080 [-alloc 10]
 //	/app health -addr 127.0.0.1:8080
+//	/app print -addr 127.0.0.1:8080 (writes what it is given: see print.go)
 //
 // serve listens on addr (containers run with --network host) and answers:
 //
@@ -48,6 +49,8 @@ func main() {
 		os.Exit(serve(*addr, *alloc))
 	case "health":
 		os.Exit(health(*addr))
+	case "print":
+		os.Exit(printer(*addr))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown command %q\n", os.Args[1])
 		os.Exit(2)
