@@ -21,7 +21,7 @@ func TestRealLogs(t *testing.T) {
 	}{
 		{
 			file: "testdata/odoo17.log", records: 31,
-			matches:   map[string]int{"cron_started": 1, "cron_failed": 1, "worker_alive": 3},
+			matches:   map[string]int{"cron_started": 1, "cron_failed": 1, "worker_alive": 3, "server_start": 1},
 			exception: map[string]string{"cron_failed": "odoo.exceptions.UserError"},
 			jobs:      map[string]string{"cron_started": "issue14 failing job", "cron_failed": "issue14 failing job"},
 		},
