@@ -232,17 +232,25 @@ func NewOdooLogCollector(o OdooLogOptions) (*OdooLogCollector, error) {
 	if o.PerJob {
 		c.jobRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "odoo_log_cron_job_runs_total",
-			Help: "Cron job runs by database, job (at most --collector.odoo_log.max-jobs, the rest \"other\") and result.",
-		}, []string{"database", "job", "result"})
+			Help: "Cron job runs by database, job (label cron, as odoo_cron_job_lag_seconds; at most --collector.odoo_log.max-jobs, the rest \"other\") and result.",
+		}, []string{"database", "cron", "result"})
 		c.jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "odoo_log_cron_job_run_duration_seconds",
-			Help:    "Duration of the cron job runs that ended, by database and job.",
+			Help:    "Duration of the cron job runs that ended, by database and job (label cron).",
 			Buckets: CronDurationBuckets,
-		}, []string{"database", "job"})
+		}, []string{"database", "cron"})
 	}
 	for _, l := range odoolog.Levels() {
 		c.levelCounters[l] = c.records.WithLabelValues(l.String())
 	}
+	// Exported from the start: the runs whose database is not known
+	// (none), and the errors without a traceback.
+	for _, r := range []string{cronDone, cronFailed, cronKilled} {
+		c.cronRuns.WithLabelValues("none", r)
+	}
+	c.cronDuration.WithLabelValues("none")
+	c.unknown.WithLabelValues(odoolog.LevelError.String(), odoolog.ClassNone)
+	c.unknown.WithLabelValues(odoolog.LevelCritical.String(), odoolog.ClassNone)
 	for _, e := range cat.Entries() {
 		c.entryCounters[e] = c.matches.WithLabelValues(e.ID, e.Incident, e.Severity)
 	}

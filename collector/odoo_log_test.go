@@ -133,14 +133,14 @@ func TestOdooLogCollector(t *testing.T) {
 
 func TestOdooLogCollectorPerJob(t *testing.T) {
 	m := runOdooLog(t, OdooLogOptions{PerJob: true, MaxJobs: 1}, odooLogSample, 19)
-	if got := m.value(t, "odoo_log_cron_job_runs_total", "database", "prod", "job", "A", "result", "done"); got != 1 {
+	if got := m.value(t, "odoo_log_cron_job_runs_total", "database", "prod", "cron", "A", "result", "done"); got != 1 {
 		t.Errorf("job A done = %v, want 1", got)
 	}
 	// MaxJobs 1: B and Slow are "other".
-	if got := m.value(t, "odoo_log_cron_job_runs_total", "database", "prod", "job", "other", "result", "killed"); got != 1 {
+	if got := m.value(t, "odoo_log_cron_job_runs_total", "database", "prod", "cron", "other", "result", "killed"); got != 1 {
 		t.Errorf("other killed = %v, want 1", got)
 	}
-	if h := histogram(t, m, "odoo_log_cron_job_run_duration_seconds", "database", "prod", "job", "other"); h.GetSampleCount() != 2 {
+	if h := histogram(t, m, "odoo_log_cron_job_run_duration_seconds", "database", "prod", "cron", "other"); h.GetSampleCount() != 2 {
 		t.Errorf("other durations: %d, want 2", h.GetSampleCount())
 	}
 }
