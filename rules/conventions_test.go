@@ -34,6 +34,12 @@ var wantAlerts = map[string]struct{ priority, heal string }{
 	"OdooDatabaseDown":             {"P0", ""},
 	"OdooExporterCollectorFailing": {"P2", ""},
 	"OdooExporterDown":             {"P1", ""},
+	// Odoo's log (group odoo.log).
+	"OdooLogCronFailing":              {"P2", ""},
+	"OdooLogCronTimeoutLoop":          {"P1", ""},
+	"OdooLogWorkersRecycledForMemory": {"P2", ""},
+	"OdooLogBootLoop":                 {"P0", ""},
+	"OdooLogServerErrorsRising":       {"P2", ""},
 }
 
 const runbookPrefix = "https://github.com/odoo-exporter/odoo_exporter/blob/main/docs/runbooks.md#"

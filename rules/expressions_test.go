@@ -135,6 +135,7 @@ func buildCatalog() (catalog, error) {
 	if _, err := kingpin.CommandLine.Parse([]string{
 		"--odoo.web-url=" + dead, "--odoo.public-url=" + dead, "--odoo.gevent-url=" + dead,
 		"--docker.host=tcp://127.0.0.1:1",
+		"--collector.odoo_log.file=/nonexistent/odoo.log", "--collector.odoo_log.per-job",
 	}); err != nil {
 		return nil, fmt.Errorf("exporter flags: %w", err)
 	}

@@ -91,6 +91,9 @@ type AppConfig struct {
 	StartUnhealthy bool
 	// Odoo, when set, runs the Odoo prefork stand-in instead.
 	Odoo *OdooConfig
+	// Mode is the program's mode: "serve" (the default) or "print" (a
+	// container that writes the lines App.Print gives it).
+	Mode string
 }
 
 // App is a running test container. It uses the host's network and is
@@ -115,9 +118,13 @@ func (d *Daemon) RunApp(ctx context.Context, cfg AppConfig) (*App, error) {
 		return nil, err
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	mode := cfg.Mode
+	if mode == "" {
+		mode = "serve"
+	}
 	cc := &container.Config{
 		Image:  image,
-		Cmd:    []string{"serve", "-addr", addr, "-alloc", strconv.Itoa(cfg.AllocMB)},
+		Cmd:    []string{mode, "-addr", addr, "-alloc", strconv.Itoa(cfg.AllocMB)},
 		Labels: cfg.Labels,
 	}
 	if cfg.StartUnhealthy {

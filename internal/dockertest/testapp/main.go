@@ -5,6 +5,7 @@
 //	/app serve -addr 127.0.0.1:8080 [-alloc 10] [-start-unhealthy]
 //	/app health -addr 127.0.0.1:8080
 //	/app odoo -addr 127.0.0.1:8080 [-workers 2] [-reload-delay 500ms] [-ignore-hup]
+//	/app print -addr 127.0.0.1:8080 (writes what it is given: see print.go)
 //
 // serve listens on addr (containers run with --network host) and answers:
 //
@@ -70,6 +71,8 @@ func main() {
 		os.Exit(odoo(*addr, *workers, *reloadDelay, *ignoreHup))
 	case "health":
 		os.Exit(health(*addr))
+	case "print":
+		os.Exit(printer(*addr))
 	default:
 		fmt.Fprintf(os.Stderr, "unknown command %q\n", os.Args[1])
 		os.Exit(2)

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// printer is the program of the "print" mode:
+//
+//	/app print -addr 127.0.0.1:8080
+//
+// It answers /healthz and /exit as serve does, and
+//
+//	/print?stream=stdout|stderr  writes the request's body, as is, to that
+//	                             stream in one write (Odoo's logging writes
+//	                             a record and its traceback at once)
+//
+// so that a test makes a container write Odoo's log lines.
+func printer(addr string) int {
+	var mu sync.Mutex
+	exit := make(chan int, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/print", func(w http.ResponseWriter, r *http.Request) {
+		out := os.Stderr
+		switch r.FormValue("stream") {
+		case "stdout":
+			out = os.Stdout
+		case "", "stderr":
+		default:
+			http.Error(w, "stream must be stdout or stderr", http.StatusBadRequest)
+			return
+		}
+		body := make([]byte, 0, 4096)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Body.Read(buf)
+			body = append(body, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		mu.Lock()
+		_, err := out.Write(body)
+		mu.Unlock()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, len(body))
+	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		var code int
+		fmt.Sscan(r.FormValue("code"), &code)
+		fmt.Fprintln(w, code)
+		select {
+		case exit <- code:
+		default:
+		}
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	code := 0
+	select {
+	case <-sig:
+	case code = <-exit:
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+	return code
+}
