@@ -119,12 +119,12 @@ func checkHealth(ctx context.Context, u string) error {
 	}
 	resp, err := healthClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("Odoo does not answer yet (%s): %w", u, err)
+		return fmt.Errorf("the health URL does not answer yet, Odoo does not (%s): %w", u, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("Odoo does not answer yet: %s answered %s", u, resp.Status)
+		return fmt.Errorf("the health URL does not answer yet: %s answered %s", u, resp.Status)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package heal
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -38,18 +37,10 @@ func closeDocker() {
 	}
 }
 
-func httpGet(addr, path string) (string, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + path)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", path, resp.Status)
-	}
-	return strings.TrimSpace(string(b)), err
+// restartPayload is a notification of OdooLongpollDown for container
+// name, with heal label restart_container.
+func restartPayload(fp, name string) string {
+	return strings.Replace(strings.Replace(payload(firing("OdooLongpollDown", fp, "")), `"heal":"clear_assets"`, `"heal":"restart_container","name":"`+name+`"`, 1), `"database":"",`, "", 1)
 }
 
 func inspect(t *testing.T, d *dockertest.Daemon, name string) *container.State {
@@ -206,9 +197,7 @@ rules:
     params: {stop_timeout: 5s, health_urls: {odoo-web: "http://`+app.Addr+`/healthz"}}
 `)
 	th.Env().Docker = d.Client()
-	mk := func(fp, name string) string {
-		return strings.Replace(strings.Replace(payload(firing("OdooLongpollDown", fp, "")), `"heal":"clear_assets"`, `"heal":"restart_container","name":"`+name+`"`, 1), `"database":"",`, "", 1)
-	}
+	mk := restartPayload
 	for range 2 {
 		if code, body := th.post(t, mk("fp1", "odoo-web")); code != http.StatusOK {
 			t.Fatalf("%d %v", code, body)
@@ -295,9 +284,7 @@ rules:
     params: {stop_timeout: 5s, health_url: "http://`+app.Addr+`/healthz"}
 `)
 	th.Env().Docker = d.Client()
-	mk := func(fp string) string {
-		return strings.Replace(strings.Replace(payload(firing("OdooLongpollDown", fp, "")), `"heal":"clear_assets"`, `"heal":"restart_container","name":"odoo-frozen"`, 1), `"database":"",`, "", 1)
-	}
+	mk := func(fp string) string { return restartPayload(fp, "odoo-frozen") }
 	if err := d.Freeze(); err != nil {
 		t.Fatal(err)
 	}
