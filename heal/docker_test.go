@@ -103,6 +103,20 @@ func TestRestartContainer(t *testing.T) {
 	if n, err := app.Alloc(ctx, 0); err != nil || n != 0 {
 		t.Fatalf("the process still holds %d MiB (%v): it was not restarted", n, err)
 	}
+
+	// A later attempt of an episode that began before this restart (its
+	// request timed out, the daemon restarted the container anyway) does
+	// not restart it a second time.
+	restarted := inspect(t, d, app.Name)
+	rep = &Report{}
+	verify, err = a.Run(withEpisodeBegan(ctx, time.Now().Add(-time.Hour)), env, app.Name, false, rep)
+	if err != nil || !hasStep(rep, "not restarting it again") || !rep.hasActed() {
+		t.Fatalf("%v %q", err, rep.Steps())
+	}
+	verifyWithin(t, verify)
+	if st := inspect(t, d, app.Name); st.StartedAt != restarted.StartedAt {
+		t.Fatal("restarted twice in one episode")
+	}
 }
 
 // TestRecycleWorkers: recycle_workers finds Odoo's master in the

@@ -341,7 +341,7 @@ func (h *Healer) evaluate(now time.Time, cfg *Config, key string, ep *episode) (
 func (h *Healer) runEpisode(cfg *Config, rule *Rule, key string, ep *episode, target string, dry bool, start time.Time, busyKey, coolKey string) {
 	defer h.wg.Done()
 	defer h.opts.Metrics.running.Dec()
-	result, rep, d, err := h.run(cfg, rule, ep.Alert, target, dry)
+	result, rep, d, err := h.run(withEpisodeBegan(context.Background(), ep.First), cfg, rule, ep.Alert, target, dry)
 	// A dry run that would have acted counts as acting (cooldown, rate
 	// limits), so that it shows what the healer would do; one that found
 	// nothing to do is retried as the real one would be.
@@ -484,9 +484,9 @@ func (h *Healer) audit(ep *episode, target, result string, steps []string, err e
 }
 
 // run runs one action with its deadline and verify step.
-func (h *Healer) run(cfg *Config, rule *Rule, a Alert, target string, dry bool) (string, *Report, time.Duration, error) {
+func (h *Healer) run(ctx context.Context, cfg *Config, rule *Rule, a Alert, target string, dry bool) (string, *Report, time.Duration, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rule.Timeout))
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(rule.Timeout))
 	defer cancel()
 	rep := &Report{}
 	h.logger.Info("running action", "rule", rule.Name, "action", rule.Action, "target", target, "alert", a.Name(), "fingerprint", a.Fingerprint, "dry_run", dry)
