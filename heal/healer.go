@@ -328,10 +328,13 @@ func (h *Healer) evaluate(now time.Time, cfg *Config, key string, ep *episode) (
 	h.busy[busyKey] = true
 	h.starts = append(h.starts, now)
 	h.ruleRuns[rule.Name] = append(h.ruleRuns[rule.Name], now)
+	// Saved as running before it runs: a healer that stops during the
+	// action finds it running and never runs it again.
+	err = h.persist()
 	h.wg.Add(1)
 	h.opts.Metrics.running.Inc()
 	go h.runEpisode(cfg, rule, key, ep, target, dry, now, busyKey, coolKey)
-	return ResultStarted, target, fmt.Sprintf("attempt %d of %d", ep.Attempts, rule.MaxAttempts), nil
+	return ResultStarted, target, fmt.Sprintf("attempt %d of %d", ep.Attempts, rule.MaxAttempts), err
 }
 
 // runEpisode runs one attempt of an episode and decides what follows:
