@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/docker/docker/api/types"
 	"github.com/docker/docker/api/types/container"
@@ -118,4 +119,19 @@ func (r *Report) isNothing() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.nothing
+}
+
+type episodeBeganKey struct{}
+
+// withEpisodeBegan tells an action when its episode began: an action that
+// must never act twice per episode (restart_container) checks whether its
+// effect already happened since, through an earlier attempt that timed
+// out.
+func withEpisodeBegan(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, episodeBeganKey{}, t)
+}
+
+func episodeBegan(ctx context.Context) (time.Time, bool) {
+	t, ok := ctx.Value(episodeBeganKey{}).(time.Time)
+	return t, ok
 }

@@ -163,28 +163,14 @@ func (c *Config) validate() error {
 		return err
 	}
 	d := &c.Defaults
-	if d.Cooldown == nil {
-		v := model.Duration(DefaultCooldown)
-		d.Cooldown = &v
-	}
-	if d.MaxActionsPerHour == 0 {
-		d.MaxActionsPerHour = DefaultRuleMaxActionsPerHour
-	}
-	if d.Timeout == 0 {
-		d.Timeout = model.Duration(DefaultTimeout)
-	}
-	if d.VerifyTimeout == 0 {
-		d.VerifyTimeout = model.Duration(DefaultVerifyTimeout)
-	}
-	if d.RetryInterval == 0 {
-		d.RetryInterval = model.Duration(DefaultRetryInterval)
-	}
-	if d.RetryMaxInterval == 0 {
-		d.RetryMaxInterval = model.Duration(DefaultRetryMaxInterval)
-	}
-	if d.MaxAttempts == 0 {
-		d.MaxAttempts = DefaultMaxAttempts
-	}
+	cooldown := model.Duration(DefaultCooldown)
+	orDefault(&d.Cooldown, &cooldown)
+	orDefault(&d.MaxActionsPerHour, DefaultRuleMaxActionsPerHour)
+	orDefault(&d.Timeout, model.Duration(DefaultTimeout))
+	orDefault(&d.VerifyTimeout, model.Duration(DefaultVerifyTimeout))
+	orDefault(&d.RetryInterval, model.Duration(DefaultRetryInterval))
+	orDefault(&d.RetryMaxInterval, model.Duration(DefaultRetryMaxInterval))
+	orDefault(&d.MaxAttempts, DefaultMaxAttempts)
 	if err := checkRuleValues("defaults: ", *d.Cooldown, d.MaxActionsPerHour, d.Timeout, d.VerifyTimeout, d.RetryInterval, d.RetryMaxInterval, d.MaxAttempts); err != nil {
 		return err
 	}
@@ -258,27 +244,13 @@ func (r *Rule) validate(d *RuleDefaults) error {
 	if r.Target != "" && len(r.Targets) > 0 && !slices.Contains(r.Targets, r.Target) {
 		return fmt.Errorf("target %q is not in targets", r.Target)
 	}
-	if r.Cooldown == nil {
-		r.Cooldown = d.Cooldown
-	}
-	if r.MaxActionsPerHour == 0 {
-		r.MaxActionsPerHour = d.MaxActionsPerHour
-	}
-	if r.Timeout == 0 {
-		r.Timeout = d.Timeout
-	}
-	if r.VerifyTimeout == 0 {
-		r.VerifyTimeout = d.VerifyTimeout
-	}
-	if r.RetryInterval == 0 {
-		r.RetryInterval = d.RetryInterval
-	}
-	if r.RetryMaxInterval == 0 {
-		r.RetryMaxInterval = d.RetryMaxInterval
-	}
-	if r.MaxAttempts == 0 {
-		r.MaxAttempts = d.MaxAttempts
-	}
+	orDefault(&r.Cooldown, d.Cooldown)
+	orDefault(&r.MaxActionsPerHour, d.MaxActionsPerHour)
+	orDefault(&r.Timeout, d.Timeout)
+	orDefault(&r.VerifyTimeout, d.VerifyTimeout)
+	orDefault(&r.RetryInterval, d.RetryInterval)
+	orDefault(&r.RetryMaxInterval, d.RetryMaxInterval)
+	orDefault(&r.MaxAttempts, d.MaxAttempts)
 	if err := checkRuleValues("", *r.Cooldown, r.MaxActionsPerHour, r.Timeout, r.VerifyTimeout, r.RetryInterval, r.RetryMaxInterval, r.MaxAttempts); err != nil {
 		return err
 	}
@@ -297,6 +269,15 @@ func (r *Rule) validate(d *RuleDefaults) error {
 	}
 	r.action = a
 	return nil
+}
+
+// orDefault sets *v to def when it is unset (the zero value; nil for a
+// pointer, so that an explicit zero is kept).
+func orDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // targetChecker is an Action whose params must cover each target of its

@@ -119,12 +119,12 @@ func checkHealth(ctx context.Context, u string) error {
 	}
 	resp, err := healthClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("Odoo does not answer yet (%s): %w", u, err)
+		return fmt.Errorf("the health URL does not answer yet, Odoo does not (%s): %w", u, err)
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("Odoo does not answer yet: %s answered %s", u, resp.Status)
+		return fmt.Errorf("the health URL does not answer yet: %s answered %s", u, resp.Status)
 	}
 	return nil
 }
@@ -252,18 +252,32 @@ func parseProcs(out string) ([]proc, error) {
 	return ps, nil
 }
 
-// isOdoo reports whether a command line runs Odoo's server: its program or
-// script is odoo-bin or odoo (python3 /usr/bin/odoo, odoo-bin, or a
-// process title set by setproctitle, "odoo: WorkerHTTP ...").
+// isOdoo reports whether a command line runs Odoo's server: its program
+// is odoo-bin, odoo or openerp-server, or a Python interpreter whose script
+// is one of them (python3 /usr/bin/odoo), or it is a title set by
+// setproctitle ("odoo: WorkerHTTP ..."). A shell, tini or any other
+// program whose arguments mention odoo is not Odoo.
 func isOdoo(cmd string) bool {
 	f := strings.Fields(cmd)
-	for i, a := range f {
-		if i > 2 {
-			break
-		}
-		b := a[strings.LastIndexByte(a, '/')+1:]
-		if b == "odoo-bin" || b == "odoo" || b == "odoo:" || b == "openerp-server" {
+	if len(f) == 0 {
+		return false
+	}
+	odooName := func(a string) bool {
+		switch a[strings.LastIndexByte(a, '/')+1:] {
+		case "odoo-bin", "odoo", "odoo:", "openerp-server":
 			return true
+		}
+		return false
+	}
+	if odooName(f[0]) {
+		return true
+	}
+	if !strings.HasPrefix(f[0][strings.LastIndexByte(f[0], '/')+1:], "python") {
+		return false
+	}
+	for _, a := range f[1:] {
+		if !strings.HasPrefix(a, "-") {
+			return odooName(a)
 		}
 	}
 	return false

@@ -3,7 +3,6 @@ package heal
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -38,18 +37,10 @@ func closeDocker() {
 	}
 }
 
-func httpGet(addr, path string) (string, error) {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://" + addr + path)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("%s: %s", path, resp.Status)
-	}
-	return strings.TrimSpace(string(b)), err
+// restartPayload is a notification of OdooLongpollDown for container
+// name, with heal label restart_container.
+func restartPayload(fp, name string) string {
+	return strings.Replace(strings.Replace(payload(firing("OdooLongpollDown", fp, "")), `"heal":"clear_assets"`, `"heal":"restart_container","name":"`+name+`"`, 1), `"database":"",`, "", 1)
 }
 
 func inspect(t *testing.T, d *dockertest.Daemon, name string) *container.State {
@@ -111,6 +102,20 @@ func TestRestartContainer(t *testing.T) {
 	}
 	if n, err := app.Alloc(ctx, 0); err != nil || n != 0 {
 		t.Fatalf("the process still holds %d MiB (%v): it was not restarted", n, err)
+	}
+
+	// A later attempt of an episode that began before this restart (its
+	// request timed out, the daemon restarted the container anyway) does
+	// not restart it a second time.
+	restarted := inspect(t, d, app.Name)
+	rep = &Report{}
+	verify, err = a.Run(withEpisodeBegan(ctx, time.Now().Add(-time.Hour)), env, app.Name, false, rep)
+	if err != nil || !hasStep(rep, "not restarting it again") || !rep.hasActed() {
+		t.Fatalf("%v %q", err, rep.Steps())
+	}
+	verifyWithin(t, verify)
+	if st := inspect(t, d, app.Name); st.StartedAt != restarted.StartedAt {
+		t.Fatal("restarted twice in one episode")
 	}
 }
 
@@ -206,9 +211,7 @@ rules:
     params: {stop_timeout: 5s, health_urls: {odoo-web: "http://`+app.Addr+`/healthz"}}
 `)
 	th.Env().Docker = d.Client()
-	mk := func(fp, name string) string {
-		return strings.Replace(strings.Replace(payload(firing("OdooLongpollDown", fp, "")), `"heal":"clear_assets"`, `"heal":"restart_container","name":"`+name+`"`, 1), `"database":"",`, "", 1)
-	}
+	mk := restartPayload
 	for range 2 {
 		if code, body := th.post(t, mk("fp1", "odoo-web")); code != http.StatusOK {
 			t.Fatalf("%d %v", code, body)
@@ -295,9 +298,7 @@ rules:
     params: {stop_timeout: 5s, health_url: "http://`+app.Addr+`/healthz"}
 `)
 	th.Env().Docker = d.Client()
-	mk := func(fp string) string {
-		return strings.Replace(strings.Replace(payload(firing("OdooLongpollDown", fp, "")), `"heal":"clear_assets"`, `"heal":"restart_container","name":"odoo-frozen"`, 1), `"database":"",`, "", 1)
-	}
+	mk := func(fp string) string { return restartPayload(fp, "odoo-frozen") }
 	if err := d.Freeze(); err != nil {
 		t.Fatal(err)
 	}

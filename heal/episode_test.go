@@ -253,3 +253,33 @@ func TestZeroCooldown(t *testing.T) {
 		t.Errorf("unset cooldown = %s", cfg.Rules[0].Cooldown)
 	}
 }
+
+// TestStateInterruptedEpisode: an episode saved as running (the healer
+// stopped during its action) may have acted: the restarted healer closes
+// it as interrupted and never runs it again.
+func TestStateInterruptedEpisode(t *testing.T) {
+	t.Parallel()
+	db := odooDB(t)
+	cluster.Exec(t, db, assetFixture)
+	path := filepath.Join(t.TempDir(), "state.json")
+	sf, err := OpenStateFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	a := firing("OdooAssetsBroken", "fp1", db)
+	alert := Alert{Status: StatusFiring, Labels: map[string]string{"alertname": a.name, "heal": "clear_assets", "database": db}, StartsAt: a.startsAt, Fingerprint: a.fingerprint}
+	err = sf.Save(&State{Episodes: map[string]*episode{"assets|" + alert.Key(): {Rule: "assets", Alert: alert, First: time.Now(), Attempts: 1, Running: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := newTestHealerWith(t, fmt.Sprintf(assetsRule, db), func(o *Options) { o.State = sf })
+	if res := th.results(t, "assets"); len(res) != 1 || res[0] != ResultInterrupted {
+		t.Errorf("audit after the restart: %v", res)
+	}
+	code, body := th.post(t, payload(a))
+	th.Wait()
+	if code != http.StatusOK || !strings.Contains(fmt.Sprint(body), OutcomeDuplicate) || assetCount(t, db) != 3 {
+		t.Errorf("re-send of an interrupted episode: %d %v, %d rows left", code, body, assetCount(t, db))
+	}
+}

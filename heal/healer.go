@@ -328,10 +328,13 @@ func (h *Healer) evaluate(now time.Time, cfg *Config, key string, ep *episode) (
 	h.busy[busyKey] = true
 	h.starts = append(h.starts, now)
 	h.ruleRuns[rule.Name] = append(h.ruleRuns[rule.Name], now)
+	// Saved as running before it runs: a healer that stops during the
+	// action finds it running and never runs it again.
+	err = h.persist()
 	h.wg.Add(1)
 	h.opts.Metrics.running.Inc()
 	go h.runEpisode(cfg, rule, key, ep, target, dry, now, busyKey, coolKey)
-	return ResultStarted, target, fmt.Sprintf("attempt %d of %d", ep.Attempts, rule.MaxAttempts), nil
+	return ResultStarted, target, fmt.Sprintf("attempt %d of %d", ep.Attempts, rule.MaxAttempts), err
 }
 
 // runEpisode runs one attempt of an episode and decides what follows:
@@ -341,7 +344,7 @@ func (h *Healer) evaluate(now time.Time, cfg *Config, key string, ep *episode) (
 func (h *Healer) runEpisode(cfg *Config, rule *Rule, key string, ep *episode, target string, dry bool, start time.Time, busyKey, coolKey string) {
 	defer h.wg.Done()
 	defer h.opts.Metrics.running.Dec()
-	result, rep, err, d := h.run(cfg, rule, ep.Alert, target, dry)
+	result, rep, d, err := h.run(withEpisodeBegan(context.Background(), ep.First), cfg, rule, ep.Alert, target, dry)
 	// A dry run that would have acted counts as acting (cooldown, rate
 	// limits), so that it shows what the healer would do; one that found
 	// nothing to do is retried as the real one would be.
@@ -484,9 +487,9 @@ func (h *Healer) audit(ep *episode, target, result string, steps []string, err e
 }
 
 // run runs one action with its deadline and verify step.
-func (h *Healer) run(cfg *Config, rule *Rule, a Alert, target string, dry bool) (string, *Report, error, time.Duration) {
+func (h *Healer) run(ctx context.Context, cfg *Config, rule *Rule, a Alert, target string, dry bool) (string, *Report, time.Duration, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(rule.Timeout))
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(rule.Timeout))
 	defer cancel()
 	rep := &Report{}
 	h.logger.Info("running action", "rule", rule.Name, "action", rule.Action, "target", target, "alert", a.Name(), "fingerprint", a.Fingerprint, "dry_run", dry)
@@ -513,7 +516,7 @@ func (h *Healer) run(cfg *Config, rule *Rule, a Alert, target string, dry bool) 
 			rep.Step("verified: the condition cleared")
 		}
 	}
-	return result, rep, err, time.Since(start)
+	return result, rep, time.Since(start), err
 }
 
 // record counts, logs and audits one decision; rule is nil for an alert

@@ -143,10 +143,10 @@ func (r *RecycleWorkers) Run(ctx context.Context, env *Env, name string, dryRun 
 			return err
 		}
 		if m.PID != master.PID || m.Start != master.Start {
-			return fmt.Errorf("Odoo's master is now pid %d, not pid %d: it was not reloaded but replaced", m.PID, master.PID)
+			return fmt.Errorf("the Odoo master is now pid %d, not pid %d: it was not reloaded but replaced", m.PID, master.PID)
 		}
 		if len(ws) == 0 {
-			return fmt.Errorf("Odoo's master (pid %d) has no workers yet", m.PID)
+			return fmt.Errorf("the Odoo master (pid %d) has no workers yet", m.PID)
 		}
 		for _, w := range ws {
 			if s, ok := old[w.PID]; ok && s == w.Start {

@@ -62,6 +62,19 @@ func restartContainer(ctx context.Context, env *Env, name string, stopTimeout mo
 		return nil, nil
 	}
 	secs := int(time.Duration(stopTimeout).Seconds())
+	if began, ok := episodeBegan(ctx); ok && !dryRun {
+		if started, err := time.Parse(time.RFC3339Nano, st.StartedAt); err == nil && started.After(began) {
+			// A restart requested by an earlier attempt that timed out
+			// (a slow daemon) may have happened after all: never twice.
+			rep.Acted("container %q started at %s, after this episode began (%s): not restarting it again", name, st.StartedAt, began.UTC().Format(time.RFC3339Nano))
+			return func(ctx context.Context) error {
+				if err := checkRunning(ctx, env, name, before.ID, func(*container.State) error { return nil }); err != nil {
+					return err
+				}
+				return checkHealth(ctx, health)
+			}, nil
+		}
+	}
 	if dryRun {
 		rep.Step("would restart container %q (status %s, started %s) with stop timeout %ds", name, st.Status, st.StartedAt, secs)
 		return nil, nil

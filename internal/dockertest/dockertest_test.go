@@ -70,3 +70,72 @@ func waitState(t *testing.T, ctx context.Context, cli interface {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestOdooStandIn: the Odoo prefork stand-in reloads on SIGHUP like Odoo's
+// master (same pid, new workers). Behind a shell wrapper as PID 1, the
+// SIGHUP Docker sends (docker kill --signal HUP reaches PID 1 only) is
+// dropped: the master keeps its workers. A frozen daemon answers nothing
+// until thawed.
+func TestOdooStandIn(t *testing.T) {
+	d := New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for _, tc := range []struct {
+		name     string
+		cfg      OdooConfig
+		reloaded bool
+	}{
+		{"odoo-pid1", OdooConfig{}, true},
+		{"odoo-wrapped", OdooConfig{ShellWrapper: true}, false},
+	} {
+		app, err := d.RunApp(ctx, AppConfig{Name: tc.name, Odoo: &tc.cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		master, workers, err := app.OdooInfo(ctx)
+		if err != nil || len(workers) != 2 || (master == 1) != !tc.cfg.ShellWrapper {
+			t.Fatalf("%s: master %d, workers %v, %v", tc.name, master, workers, err)
+		}
+		if err := d.Client().ContainerKill(ctx, app.ID, "SIGHUP"); err != nil {
+			t.Fatal(err)
+		}
+		if !tc.reloaded {
+			// Nothing to wait for: ask the master a few times; its workers
+			// stay.
+			for range 5 {
+				m, w, err := app.OdooInfo(ctx)
+				if err != nil || m != master || w[0] != workers[0] || w[1] != workers[1] {
+					t.Fatalf("%s: a SIGHUP to the wrapper reached the master: %d %v %v", tc.name, m, w, err)
+				}
+			}
+			continue
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			m, w, err := app.OdooInfo(ctx)
+			if err == nil && m == master && len(w) == 2 && w[0] != workers[0] && w[1] != workers[1] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not reloaded: %d %v %v", tc.name, m, w, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+
+	if err := d.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	fctx, fcancel := context.WithTimeout(ctx, time.Second)
+	_, err := d.Client().ContainerInspect(fctx, "odoo-pid1")
+	fcancel()
+	if err := d.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	if err == nil {
+		t.Error("a frozen daemon answered")
+	}
+	if _, err := d.Client().Ping(ctx); err != nil {
+		t.Errorf("after Thaw: %v", err)
+	}
+}
