@@ -36,6 +36,21 @@ func TestParseOrigin(t *testing.T) {
 	}
 }
 
+func TestNewOrigins(t *testing.T) {
+	o, err := NewOrigins("http://odoo:8069/odoo", "wss://erp.example/", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := o.String(), "http://odoo:8069,https://erp.example:443"; got != want {
+		t.Errorf("origins %q, want %q", got, want)
+	}
+	for _, bad := range []string{"ftp://odoo", "odoo:8069", "/web", "http://"} {
+		if _, err := NewOrigins(bad); err == nil {
+			t.Errorf("NewOrigins(%q): no error", bad)
+		}
+	}
+}
+
 // startRedirector is an Odoo stand-in whose /r answers 302 to the
 // location query parameter and every other path 200 with a body.
 func startRedirector(tb testing.TB) *httptest.Server {
