@@ -147,13 +147,13 @@ func (c *AssetsCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Update implements Collector.
 //
-// A login page that does not answer (Odoo or the proxy down) is a metric,
-// odoo_asset_page_up 0, and no failure. A bundle that does not answer
-// within the probe's Timeout is down. When the scrape's deadline comes
-// first, the page or the bundles still pending are not judged (no
-// odoo_asset_bundle_up for them, no failing count) and Update fails: a
-// short scrape timeout must not pass for broken bundles, whose alert may
-// have the healer clear the assets of a merely slow Odoo.
+// A login page that does not answer (Odoo or the proxy down, or stalled
+// past the scrape's deadline) is a metric, odoo_asset_page_up 0, and no
+// failure. A bundle that does not answer within the probe's Timeout is
+// down. When the scrape's deadline comes first, the bundles still pending
+// are not judged (no odoo_asset_bundle_up for them, no failing count) and
+// Update fails: a short scrape timeout must not pass for broken bundles,
+// whose alert may have the healer clear the assets of a merely slow Odoo.
 func (c *AssetsCollector) Update(ctx context.Context, ch chan<- prometheus.Metric) error {
 	scrape := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
@@ -161,11 +161,14 @@ func (c *AssetsCollector) Update(ctx context.Context, ch chan<- prometheus.Metri
 	page, base, err := prober.LoginPage(ctx, c.client, c.opts.BaseURL+c.opts.Page)
 	switch {
 	case err == nil:
-	case scrape.Err() != nil:
-		return fmt.Errorf("scrape deadline reached before the login page answered: %w", err)
 	case prober.IsOffOrigin(err):
 		// A redirect off the probed origin: the configuration's doing.
 		return fmt.Errorf("fetching the login page: %w", err)
+	case scrape.Err() != nil:
+		// Not answered within the scrape's budget: down for this scrape,
+		// as odoo_http_up reads, but not a state change of Odoo to log.
+		ch <- prometheus.MustNewConstMetric(assetPageUpDesc, prometheus.GaugeValue, 0)
+		return nil
 	default:
 		ch <- prometheus.MustNewConstMetric(assetPageUpDesc, prometheus.GaugeValue, c.page.observe(err))
 		return nil

@@ -3,7 +3,6 @@ package collector
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/odoo-exporter/odoo_exporter/e2e/odoosim"
+	"github.com/odoo-exporter/odoo_exporter/internal/loopbacktest"
 )
 
 func TestAssetsBrokenBundle(t *testing.T) {
@@ -130,31 +130,11 @@ func TestAssetsLoginPageDown(t *testing.T) {
 	}
 }
 
-// otherServer is a server on another loopback address (127.0.0.2), as an
-// internal service the exporter can reach would be; it counts requests.
-func otherServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
-	t.Helper()
-	var hits atomic.Int64
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		w.Write([]byte("internal"))
-	}))
-	l, err := net.Listen("tcp", "127.0.0.2:0")
-	if err != nil {
-		t.Skipf("no second loopback address: %v", err)
-	}
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv, &hits
-}
-
 // TestAssetsStayOnOrigin: bundle links and redirects that leave the probed
 // URL's origin are never requested (the other server sees nothing) and
 // are counted as skipped, unless the origin is allowed.
 func TestAssetsStayOnOrigin(t *testing.T) {
-	other, hits := otherServer(t)
+	other := loopbacktest.Start(t)
 	otherHost := strings.TrimPrefix(other.URL, "http://")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -184,14 +164,14 @@ func TestAssetsStayOnOrigin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			hits.Store(0)
+			before := other.Hits()
 			c := newAssets(t, AssetsOptions{BaseURL: srv.URL, AllowedOrigins: tt.allow})
 			ms, err := probeGather(t, context.Background(), c)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := hits.Load() > 0; got != tt.wantHits {
-				t.Errorf("the other server received %d requests", hits.Load())
+			if got := other.Hits() - before; (got > 0) != tt.wantHits {
+				t.Errorf("the other server received %d requests", got)
 			}
 			if got := ms.value(t, "odoo_asset_bundles_skipped", "reason", "off_origin"); got != tt.wantSkipped {
 				t.Errorf("skipped off_origin = %v, want %v", got, tt.wantSkipped)

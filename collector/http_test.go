@@ -113,6 +113,9 @@ func TestProbesHonourScrapeDeadline(t *testing.T) {
 				if name == "http" && ms.value(t, "odoo_http_up", "target", "direct") != 0 {
 					t.Error("a hanging server counted as up")
 				}
+				if name == "assets" && ms.value(t, "odoo_asset_page_up") != 0 {
+					t.Error("a hanging login page counted as up")
+				}
 			case <-time.After(30 * time.Second):
 				t.Fatal("the collector held the scrape far past its deadline")
 			}

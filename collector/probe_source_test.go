@@ -5,28 +5,9 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// syncBuffer is a log sink the test reads while collectors write.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestProbeSourceDown: when Odoo is down, the http, assets and longpoll
 // collectors report it as their metric, keep
@@ -60,7 +41,7 @@ func TestProbeSourceDown(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := probeSim(t, "17.0")
-			logs := &syncBuffer{}
+			logs := &bytes.Buffer{} // written by the scrapes, read after they ended
 			logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			c := tt.build(t, s.WebURL(), s.GeventURL(), logger)
 			exp := &Exporter{logger: logger, collectors: map[string]Collector{tt.name: c}}

@@ -52,31 +52,27 @@ func origin(u *url.URL) string {
 	return scheme + "://" + net.JoinHostPort(host, port)
 }
 
-// OriginOf returns the origin of rawURL, an absolute http(s) URL, in the
-// form "scheme://host:port".
-func OriginOf(rawURL string) (string, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", Redact(rawURL), err)
-	}
-	o := origin(u)
-	if o == "" {
-		return "", fmt.Errorf("%s is not an absolute http or https URL", Redact(rawURL))
-	}
-	return o, nil
-}
-
-// NewOrigins returns the origins of urls, absolute http(s) URLs whose
-// paths are ignored (the configured Odoo URLs).
+// NewOrigins returns the origins of urls, absolute http(s) (or ws(s),
+// taken as http(s)) URLs whose paths are ignored: the configured Odoo URLs.
 func NewOrigins(urls ...string) (*Origins, error) {
 	o := &Origins{set: map[string]struct{}{}}
 	for _, raw := range urls {
 		if raw == "" {
 			continue
 		}
-		s, err := OriginOf(raw)
+		u, err := url.Parse(raw)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", Redact(raw), err)
+		}
+		switch strings.ToLower(u.Scheme) { // a websocket URL's requests are HTTP
+		case "ws":
+			u.Scheme = "http"
+		case "wss":
+			u.Scheme = "https"
+		}
+		s := origin(u)
+		if s == "" {
+			return nil, fmt.Errorf("%s is not an absolute http(s) or ws(s) URL", Redact(raw))
 		}
 		o.set[s] = struct{}{}
 	}

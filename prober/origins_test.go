@@ -2,13 +2,13 @@ package prober
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
+
+	"github.com/odoo-exporter/odoo_exporter/internal/loopbacktest"
 )
 
 func TestParseOrigin(t *testing.T) {
@@ -36,30 +36,19 @@ func TestParseOrigin(t *testing.T) {
 	}
 }
 
-// hitCounter is a server on another loopback address (127.0.0.2) that
-// counts the requests it receives: a probe that stays on Odoo's origin
-// never reaches it.
-type hitCounter struct {
-	*httptest.Server
-	hits atomic.Int64
-}
-
-func startOther(tb testing.TB) *hitCounter {
-	tb.Helper()
-	h := &hitCounter{}
-	h.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.hits.Add(1)
-		w.Write([]byte("secret"))
-	}))
-	l, err := net.Listen("tcp", "127.0.0.2:0")
+func TestNewOrigins(t *testing.T) {
+	o, err := NewOrigins("http://odoo:8069/odoo", "wss://erp.example/", "")
 	if err != nil {
-		tb.Skipf("no second loopback address: %v", err)
+		t.Fatal(err)
 	}
-	h.Listener.Close()
-	h.Listener = l
-	h.Start()
-	tb.Cleanup(h.Close)
-	return h
+	if got, want := o.String(), "http://odoo:8069,https://erp.example:443"; got != want {
+		t.Errorf("origins %q, want %q", got, want)
+	}
+	for _, bad := range []string{"ftp://odoo", "odoo:8069", "/web", "http://"} {
+		if _, err := NewOrigins(bad); err == nil {
+			t.Errorf("NewOrigins(%q): no error", bad)
+		}
+	}
 }
 
 // startRedirector is an Odoo stand-in whose /r answers 302 to the
@@ -81,7 +70,7 @@ func startRedirector(tb testing.TB) *httptest.Server {
 // TestClientStaysOnOrigins: redirects of a probe client are followed on
 // its origins only; elsewhere the request is never sent.
 func TestClientStaysOnOrigins(t *testing.T) {
-	other := startOther(t)
+	other := loopbacktest.Start(t)
 	odoo := startRedirector(t)
 	tests := []struct {
 		name      string
@@ -101,7 +90,7 @@ func TestClientStaysOnOrigins(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			before := other.hits.Load()
+			before := other.Hits()
 			origins, err := NewOrigins(odoo.URL)
 			if err != nil {
 				t.Fatal(err)
@@ -115,7 +104,7 @@ func TestClientStaysOnOrigins(t *testing.T) {
 			if r.Up() != tt.wantUp || r.OffOrigin() != tt.wantOff {
 				t.Errorf("up %v, off origin %v (err %v); want %v, %v", r.Up(), r.OffOrigin(), r.Err, tt.wantUp, tt.wantOff)
 			}
-			if got := other.hits.Load() - before; got != tt.wantOther {
+			if got := other.Hits() - before; got != tt.wantOther {
 				t.Errorf("the other server received %d requests, want %d", got, tt.wantOther)
 			}
 		})
@@ -125,8 +114,8 @@ func TestClientStaysOnOrigins(t *testing.T) {
 	if r := FetchBundle(context.Background(), client, Bundle{URL: other.URL + "/x"}, 1<<20); !r.OffOrigin() {
 		t.Errorf("a client without origins sent a request: %v", r.Err)
 	}
-	if other.hits.Load() != 1 {
-		t.Errorf("the other server received %d requests, want 1 (the allowed case)", other.hits.Load())
+	if other.Hits() != 1 {
+		t.Errorf("the other server received %d requests, want 1 (the allowed case)", other.Hits())
 	}
 }
 
@@ -152,7 +141,7 @@ func FuzzBundleResolution(f *testing.F) {
 	} {
 		f.Add(seed[0], seed[1])
 	}
-	other := startOther(f)
+	other := loopbacktest.Start(f)
 	odoo := startRedirector(f)
 	otherHost := other.Listener.Addr().String()
 	origins, err := NewOrigins(odoo.URL)
@@ -179,7 +168,7 @@ func FuzzBundleResolution(f *testing.F) {
 			FetchBundle(ctx, client, b, 1<<10)
 		}
 		FetchBundle(ctx, client, Bundle{URL: odoo.URL + "/r?to=" + url.QueryEscape(location)}, 1<<10)
-		if n := other.hits.Load(); n != 0 {
+		if n := other.Hits(); n != 0 {
 			t.Fatalf("the other server received %d requests (ref %q, location %q)", n, ref, location)
 		}
 	})

@@ -3,7 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -66,13 +67,8 @@ var flagRanges = map[string]flagRange{
 // validateFlags checks every flag of flagRanges that app has, and reports
 // every value out of its range, naming the flag and the range.
 func validateFlags(app *kingpin.Application) error {
-	names := make([]string, 0, len(flagRanges))
-	for n := range flagRanges {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var errs []error
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(flagRanges)) {
 		f := app.GetFlag(name)
 		if f == nil {
 			continue

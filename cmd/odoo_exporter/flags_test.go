@@ -133,6 +133,19 @@ func TestBadFlagValuesRefuseToStart(t *testing.T) {
 			}
 		})
 	}
+	// Probe URLs and origins are checked when the collectors are built.
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--odoo.web-url=http://127.0.0.1:1", "--collector.assets.allowed-origin=ftp://cdn.example"}, "--collector.assets.allowed-origin"},
+		{[]string{"--odoo.web-url=http://127.0.0.1:1", "--collector.assets.allowed-origin=https://cdn.example/static"}, "--collector.assets.allowed-origin"},
+		{[]string{"--odoo.web-url=ftp://127.0.0.1:1"}, "not an absolute http(s) or ws(s) URL"},
+	} {
+		if out := runBad(t, bin, tt.args...); !strings.Contains(out, tt.want) {
+			t.Errorf("%v: the message lacks %q:\n%s", tt.args, tt.want, out)
+		}
+	}
 	// Several bad values: all are named at once.
 	out := runBad(t, bin, "--scrape.timeout=0s", "--collector.assets.max-bundles=0")
 	for _, w := range []string{"--scrape.timeout=0s", "--collector.assets.max-bundles=0"} {
