@@ -3,12 +3,15 @@ package collector
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/odoo-exporter/odoo_exporter/postgres"
 )
 
 // TestPGLocksRowLockWait makes a session wait for another's row lock and
@@ -123,5 +126,111 @@ func mustExec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
 	t.Helper()
 	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// TestPGLocksRootBlockers: 4 sessions hold a row lock each and 5 waiters
+// queue behind each row. pg_blocking_pids() of a waiter also names the
+// waiters queued ahead of it; odoo_pg_blocking_backends counts only the 4
+// root blockers (blocking, not waiting), the set the healer's end_blockers
+// ends. The bus prober's session is not a backend of the database.
+func TestPGLocksRootBlockers(t *testing.T) {
+	db := cluster.OdooDB(t, "17.0")
+	cluster.Exec(t, db, `INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(1, 4) g`)
+	exp := newTestExporter(t, cluster.DSN(db, ""), "", "pg_locks", "pg_activity")
+	ctx := context.Background()
+
+	prober, err := pgx.Connect(ctx, cluster.DSN(db, "")+"&application_name="+postgres.ProberApplicationName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prober.Close(ctx)
+
+	var (
+		holders []*pgx.Conn
+		wg      sync.WaitGroup
+	)
+	for i := range 4 {
+		h := cluster.Connect(t, db)
+		mustExec(t, h, "BEGIN")
+		mustExec(t, h, fmt.Sprintf("UPDATE res_users SET active = true WHERE id = %d", 101+i))
+		holders = append(holders, h)
+		for range 5 {
+			w := cluster.Connect(t, db)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, _ = w.Exec(ctx, fmt.Sprintf("UPDATE res_users SET active = false WHERE id = %d", 101+i))
+			}()
+		}
+	}
+	eventually(t, 30*time.Second, "20 waiters", func() bool {
+		return scrapeOnce(t, exp).value(t, "odoo_pg_lock_waiting_backends", "database", db) == 20
+	})
+	m := scrapeOnce(t, exp)
+	if got := m.value(t, "odoo_pg_blocking_backends", "database", db); got != 4 {
+		t.Errorf("odoo_pg_blocking_backends = %v, want the 4 root blockers", got)
+	}
+	if got := m.value(t, "odoo_pg_backends", "database", db, "state", "idle in transaction"); got != 4 {
+		t.Errorf("odoo_pg_backends{idle in transaction} = %v, want 4", got)
+	}
+	if got := m.value(t, "odoo_pg_backends", "database", db, "state", "active"); got != 20 {
+		t.Errorf("odoo_pg_backends{active} = %v, want 20", got)
+	}
+	if got := m.value(t, "odoo_pg_backends", "database", db, "state", "idle"); got != 0 {
+		t.Errorf("odoo_pg_backends{idle} = %v, want 0 (the prober's idle session is the exporter's)", got)
+	}
+	for _, h := range holders {
+		mustExec(t, h, "ROLLBACK")
+	}
+	wg.Wait()
+}
+
+// TestSnapshotShared: the collectors of one scrape share one snapshot; a
+// call outside a scrape reads its own.
+func TestSnapshotShared(t *testing.T) {
+	db := cluster.OdooDB(t, "17.0")
+	src := newSource(t, cluster.DSN(db, ""), "")
+	ctx := withSnapshot(context.Background(), src)
+	a, err := ClusterSnapshot(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ClusterSnapshot(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Errorf("two reads in one scrape gave two snapshots")
+	}
+	c, err := ClusterSnapshot(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c == a {
+		t.Errorf("a read outside the scrape shared its snapshot")
+	}
+	if !a.Covers(db) || a.ServerVersionNum < 90000 || a.Taken.IsZero() {
+		t.Errorf("snapshot %+v", a)
+	}
+}
+
+// TestSnapshotAge: ages are never negative (a transaction that began after
+// the snapshot's clock, as happens between now() and the view's reading).
+func TestSnapshotAge(t *testing.T) {
+	taken := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	s := &PGSnapshot{Taken: taken}
+	for _, tc := range []struct {
+		t    time.Time
+		want float64
+	}{
+		{time.Time{}, 0},
+		{taken.Add(-1500 * time.Millisecond), 1.5},
+		{taken, 0},
+		{taken.Add(30 * time.Millisecond), 0},
+	} {
+		if got := s.Age(tc.t); got != tc.want {
+			t.Errorf("Age(%v) = %v, want %v", tc.t, got, tc.want)
+		}
 	}
 }
