@@ -19,10 +19,16 @@ import (
 	"github.com/odoo-exporter/odoo_exporter/internal/promtest"
 )
 
-// forMax is the cap put on every alert's "for" (rules.Shorten): the
-// shipped 2–30 minutes would make the suite last an hour. The thresholds
-// and range windows of the expressions are the shipped ones.
-const forMax = 5 * time.Second
+// forDivisor and forMax shorten every alert's "for" and "keep_firing_for"
+// (rules.Scale: divided by 8, at most a minute): the shipped 2–30 minutes
+// would make the suite last an hour. Their order is kept, so that a cause
+// (OdooDown, 2m → 15s) fires before its symptoms (OdooLongpollDown, 3m →
+// 22s) and Alertmanager inhibits them. The thresholds and range windows of
+// the expressions are the shipped ones.
+const (
+	forDivisor = 8
+	forMax     = time.Minute
+)
 
 // seedQuery is the runbook's own p95 query, which must return a value.
 const seedQuery = `histogram_quantile(0.95,sum(rate(odoo_longpoll_latency_seconds_bucket[5m]))by(le))`
@@ -42,7 +48,7 @@ func TestChain(t *testing.T) {
 	rec := newRecorder()
 	defer rec.srv.Close()
 	// E2E_ODOO_VERSION selects the Odoo series imitated (16.0, 17.0, 18.0).
-	s, err := Start(ctx, Options{ForMax: forMax, Logf: t.Logf, Version: os.Getenv("E2E_ODOO_VERSION"),
+	s, err := Start(ctx, Options{ForMax: forMax, ForDivisor: forDivisor, Logf: t.Logf, Version: os.Getenv("E2E_ODOO_VERSION"),
 		Webhooks: []promtest.Webhook{{Name: "recorder", URL: rec.srv.URL}}})
 	if err != nil {
 		var pe *PartError
@@ -126,8 +132,10 @@ func TestChain(t *testing.T) {
 			fired, err := firedSince(ctx, s, "OdooProxyDown", nil, time.Now().Add(-5*time.Second))
 			return err == nil && !fired, fmt.Sprint(err)
 		})
+		down := time.Now()
 		must(t, s.StopOdoo(ctx))
 		firing(t, ctx, s, rec, "OdooDown", nil, 2*time.Minute, "OdooProxyDown")
+		pagesOnce(t, ctx, s, rec, "OdooDown", down)
 		must(t, s.StartOdoo(ctx))
 		resolved(t, ctx, s, rec, "OdooDown", nil, 2*time.Minute)
 	})
