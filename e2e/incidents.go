@@ -139,22 +139,32 @@ RETURNING id`, name).Scan(&id)
 		conn.Close(ctx)
 		return 0, err
 	}
-	// The worker is free again when the lock's session ends.
+	// The worker is free again when the lock's session ends. Another
+	// session watches for it: the lock's session itself runs nothing more,
+	// as Odoo's does.
+	watch, err := pgx.Connect(ctx, s.PG.DSN(Database, ""))
+	if err != nil {
+		conn.Close(ctx)
+		return 0, err
+	}
+	pid := conn.PgConn().PID()
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		defer s.cron.pause.Unlock()
 		defer conn.Close(context.Background())
+		defer watch.Close(context.Background())
 		for {
 			select {
 			case <-stop:
 				return
 			case <-time.After(500 * time.Millisecond):
 			}
-			pctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := conn.Ping(pctx)
+			var alive bool
+			qctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := watch.QueryRow(qctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", pid).Scan(&alive)
 			cancel()
-			if err != nil {
+			if err == nil && !alive {
 				return // terminated
 			}
 		}
