@@ -33,6 +33,10 @@ const (
 // seedQuery is the runbook's own p95 query, which must return a value.
 const seedQuery = `histogram_quantile(0.95,sum(rate(odoo_longpoll_latency_seconds_bucket[5m]))by(le))`
 
+// seedCronQuery is the cron runbook's query: the lateness of the runs of
+// the last 10 minutes, which the jammed job's late run makes positive.
+const seedCronQuery = `increase(odoo_cron_job_age_seconds_sum[10m])`
+
 // TestChain runs the whole chain: each incident is injected into real
 // parts and followed through Prometheus' and Alertmanager's HTTP APIs and
 // the healer's audit log until the alert fires, the healer acts and the
@@ -122,6 +126,12 @@ func TestChain(t *testing.T) {
 		t.Errorf("seed query %s: %v, %v; want one value", seedQuery, v, err)
 	} else {
 		t.Logf("seed query: p95 = %gs", v[0].Value)
+	}
+	v, err = s.Prom.Query(ctx, seedCronQuery)
+	if err != nil || len(v) != 1 || !(v[0].Value > 0) {
+		t.Errorf("seed query %s: %v, %v; want one positive value", seedCronQuery, v, err)
+	} else {
+		t.Logf("seed cron query: %gs of lateness in 10 minutes", v[0].Value)
 	}
 
 	t.Run("proxy-down", func(t *testing.T) {
