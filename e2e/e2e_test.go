@@ -19,13 +19,23 @@ import (
 	"github.com/odoo-exporter/odoo_exporter/internal/promtest"
 )
 
-// forMax is the cap put on every alert's "for" (rules.Shorten): the
-// shipped 2–30 minutes would make the suite last an hour. The thresholds
-// and range windows of the expressions are the shipped ones.
-const forMax = 5 * time.Second
+// forDivisor and forMax shorten every alert's "for" and "keep_firing_for"
+// (rules.Scale: divided by 8, at most a minute): the shipped 2–30 minutes
+// would make the suite last an hour. Their order is kept, so that a cause
+// (OdooDown, 2m → 15s) fires before its symptoms (OdooLongpollDown, 3m →
+// 22s) and Alertmanager inhibits them. The thresholds and range windows of
+// the expressions are the shipped ones.
+const (
+	forDivisor = 8
+	forMax     = time.Minute
+)
 
 // seedQuery is the runbook's own p95 query, which must return a value.
 const seedQuery = `histogram_quantile(0.95,sum(rate(odoo_longpoll_latency_seconds_bucket[5m]))by(le))`
+
+// seedCronQuery is the cron runbook's query: the lateness of the runs of
+// the last 10 minutes, which the jammed job's late run makes positive.
+const seedCronQuery = `increase(odoo_cron_job_age_seconds_sum[10m])`
 
 // TestChain runs the whole chain: each incident is injected into real
 // parts and followed through Prometheus' and Alertmanager's HTTP APIs and
@@ -42,7 +52,7 @@ func TestChain(t *testing.T) {
 	rec := newRecorder()
 	defer rec.srv.Close()
 	// E2E_ODOO_VERSION selects the Odoo series imitated (16.0, 17.0, 18.0).
-	s, err := Start(ctx, Options{ForMax: forMax, Logf: t.Logf, Version: os.Getenv("E2E_ODOO_VERSION"),
+	s, err := Start(ctx, Options{ForMax: forMax, ForDivisor: forDivisor, Logf: t.Logf, Version: os.Getenv("E2E_ODOO_VERSION"),
 		Webhooks: []promtest.Webhook{{Name: "recorder", URL: rec.srv.URL}}})
 	if err != nil {
 		var pe *PartError
@@ -79,9 +89,14 @@ func TestChain(t *testing.T) {
 			healed(t, ctx, s, rec, "OdooCronStuck", map[string]string{"database": Database}, "unlock_cron", Database, 4*time.Minute)
 		})
 		t.Run("longpoll-stall", func(t *testing.T) {
-			t.Parallel()
+			// The stall starts with the stack, before the parallel
+			// scenarios wait their turn: OdooLongpollLatencyHigh judges the
+			// share of slow probes over 5 minutes, which minutes of healthy
+			// probes would dilute.
+			since := time.Now()
 			must(t, s.LongpollStall(ctx, 3*time.Second))
-			healed(t, ctx, s, rec, "OdooLongpollLatencyHigh", map[string]string{"job": "odoo"}, "restart_container", SimContainer, 4*time.Minute)
+			t.Parallel()
+			healedSince(t, ctx, s, rec, "OdooLongpollLatencyHigh", map[string]string{"job": "odoo"}, "restart_container", SimContainer, 4*time.Minute, since)
 		})
 		t.Run("assets-broken", func(t *testing.T) {
 			t.Parallel()
@@ -112,6 +127,12 @@ func TestChain(t *testing.T) {
 	} else {
 		t.Logf("seed query: p95 = %gs", v[0].Value)
 	}
+	v, err = s.Prom.Query(ctx, seedCronQuery)
+	if err != nil || len(v) != 1 || !(v[0].Value > 0) {
+		t.Errorf("seed query %s: %v, %v; want one positive value", seedCronQuery, v, err)
+	} else {
+		t.Logf("seed cron query: %gs of lateness in 10 minutes", v[0].Value)
+	}
 
 	t.Run("proxy-down", func(t *testing.T) {
 		must(t, s.Proxy.Break())
@@ -126,8 +147,10 @@ func TestChain(t *testing.T) {
 			fired, err := firedSince(ctx, s, "OdooProxyDown", nil, time.Now().Add(-5*time.Second))
 			return err == nil && !fired, fmt.Sprint(err)
 		})
+		down := time.Now()
 		must(t, s.StopOdoo(ctx))
 		firing(t, ctx, s, rec, "OdooDown", nil, 2*time.Minute, "OdooProxyDown")
+		pagesOnce(t, ctx, s, rec, "OdooDown", down)
 		must(t, s.StartOdoo(ctx))
 		resolved(t, ctx, s, rec, "OdooDown", nil, 2*time.Minute)
 	})
@@ -249,7 +272,12 @@ func firedSince(ctx context.Context, s *Stack, alert string, match map[string]st
 // set, is an alert that must not have fired in the meantime.
 func firing(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert string, match map[string]string, timeout time.Duration, exclusive string) {
 	t.Helper()
-	start := time.Now()
+	firingSince(t, ctx, s, rec, alert, match, timeout, exclusive, time.Now())
+}
+
+// firingSince is firing for a scenario that started at start.
+func firingSince(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert string, match map[string]string, timeout time.Duration, exclusive string, start time.Time) {
+	t.Helper()
 	waitFor(t, ctx, timeout, alert+" fired in Prometheus", func() (bool, string) {
 		ok, err := firedSince(ctx, s, alert, match, start)
 		return ok, fmt.Sprint(err)
@@ -269,7 +297,12 @@ func firing(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert st
 // and Alertmanager has notified it resolved.
 func resolved(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert string, match map[string]string, timeout time.Duration) {
 	t.Helper()
-	start := time.Now()
+	resolvedSince(t, ctx, s, rec, alert, match, timeout, time.Now())
+}
+
+// resolvedSince is resolved for a resolution notified since start.
+func resolvedSince(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert string, match map[string]string, timeout time.Duration, start time.Time) {
+	t.Helper()
 	waitFor(t, ctx, timeout, alert+" resolved", func() (bool, string) {
 		all, err := s.Prom.Alerts(ctx)
 		if err != nil {
@@ -303,8 +336,14 @@ func includes(labels, match map[string]string) bool {
 // must carry.
 func healed(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert string, match map[string]string, action, target string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	firing(t, ctx, s, rec, alert, match, time.Until(deadline), "")
+	healedSince(t, ctx, s, rec, alert, match, action, target, timeout, time.Now())
+}
+
+// healedSince is healed for an incident injected at since.
+func healedSince(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert string, match map[string]string, action, target string, timeout time.Duration, since time.Time) {
+	t.Helper()
+	deadline := since.Add(timeout)
+	firingSince(t, ctx, s, rec, alert, match, time.Until(deadline), "", since)
 	start := time.Now()
 	waitFor(t, ctx, time.Until(deadline), fmt.Sprintf("audit line %s %s on %s: success", alert, action, target), func() (bool, string) {
 		lines, err := s.Audit()
@@ -325,7 +364,7 @@ func healed(t *testing.T, ctx context.Context, s *Stack, rec *recorder, alert st
 		return false, fmt.Sprintf("audit lines of %s: %v", alert, seen)
 	})
 	t.Logf("%s healed (%s) after %v", alert, action, time.Since(start).Round(time.Second))
-	resolved(t, ctx, s, rec, alert, match, time.Until(deadline))
+	resolvedSince(t, ctx, s, rec, alert, match, time.Until(deadline), since)
 }
 
 // panelWatch runs every dashboard query against Prometheus every few

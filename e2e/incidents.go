@@ -90,40 +90,87 @@ func (s *Stack) LockContention(ctx context.Context) error {
 	return nil
 }
 
-// CronJam makes a cron job stick: a worker session (as Odoo's cron
-// worker does) locks the job's row FOR NO KEY UPDATE and never commits.
-// The job was due 29 minutes ago, so its lag passes OdooCronStuck's 30
+// CronJam jams the cron runner as a stuck run does: the (only) cron
+// worker takes a job ("Stock: recompute everything") and never finishes it
+// (its row locked FOR NO KEY UPDATE, as Odoo 18's _acquire_one_job does, in
+// a transaction that stays open), so it runs nothing else, and a job due 29
+// minutes ago ("Stock: scheduler") waits. The running job is not late
+// (running jobs are apart); the waiting one passes OdooCronStuck's 30
 // minutes after one minute, when the lock has been held for a minute
-// (unlock_cron's shortest min_running). It returns the job's id.
+// (unlock_cron's shortest min_running). Once the lock's session ends
+// (unlock_cron terminates it, or Fix), the worker is free and runs the
+// waiting job. It returns the stuck job's id.
 func (s *Stack) CronJam(ctx context.Context) (int64, error) {
-	s.cron.pause.Lock() // the simulated cron worker must not run it first
-	defer s.cron.pause.Unlock()
+	s.cron.pause.Lock() // the worker is busy with the stuck job until its session ends
+	released := false
+	defer func() {
+		if !released {
+			s.cron.pause.Unlock()
+		}
+	}()
 	conn, err := pgx.Connect(ctx, s.PG.DSN(Database, AppRole)+"&application_name=odoo-cron-worker")
 	if err != nil {
 		return 0, err
 	}
-	name := "'Stock: recompute everything'"
-	if strings.HasPrefix(s.opts.Version, "16") {
-		name = `'{"en_US": "Stock: recompute everything"}'::jsonb` // 16.0: cron_name is jsonb
-	}
-	var id int64
-	err = conn.QueryRow(ctx, `WITH a AS (
+	addJob := func(name, due string) (int64, error) {
+		cronName := "'" + name + "'"
+		if strings.HasPrefix(s.opts.Version, "16") {
+			cronName = `'{"en_US": "` + name + `"}'::jsonb` // 16.0: cron_name is jsonb
+		}
+		var id int64
+		err := conn.QueryRow(ctx, `WITH a AS (
   INSERT INTO ir_act_server (name, model_name, code)
-  VALUES ('{"en_US": "Stock: recompute everything"}', 'stock.quant', 'model._stuck()') RETURNING id)
+  VALUES (jsonb_build_object('en_US', $1::text), 'stock.quant', 'model._stuck()') RETURNING id)
 INSERT INTO ir_cron (ir_actions_server_id, cron_name, user_id, interval_number, interval_type, nextcall)
-SELECT id, `+name+`, 1, 1, 'days', (now() AT TIME ZONE 'UTC') - interval '29 minutes' FROM a
-RETURNING id`).Scan(&id)
+SELECT id, `+cronName+`, 1, 1, 'days', (now() AT TIME ZONE 'UTC') - interval '`+due+`' FROM a
+RETURNING id`, name).Scan(&id)
+		return id, err
+	}
+	id, err := addJob("Stock: recompute everything", "1 minute")
+	if err == nil {
+		_, err = addJob("Stock: scheduler", "29 minutes")
+	}
+	if err == nil {
+		// Odoo 18's _acquire_one_job shape: the job's row, locked, in a
+		// transaction that lasts as long as the job runs.
+		_, err = conn.Exec(ctx, fmt.Sprintf("BEGIN; SELECT * FROM ir_cron WHERE active = true AND id = %d FOR NO KEY UPDATE", id))
+	}
 	if err != nil {
 		conn.Close(ctx)
 		return 0, err
 	}
-	// Odoo 18's _acquire_one_job shape: the job's row, locked, in a
-	// transaction that lasts as long as the job runs.
-	if _, err := conn.Exec(ctx, fmt.Sprintf("BEGIN; SELECT * FROM ir_cron WHERE active = true AND id = %d FOR NO KEY UPDATE", id)); err != nil {
+	// The worker is free again when the lock's session ends. Another
+	// session watches for it: the lock's session itself runs nothing more,
+	// as Odoo's does.
+	watch, err := pgx.Connect(ctx, s.PG.DSN(Database, ""))
+	if err != nil {
 		conn.Close(ctx)
 		return 0, err
 	}
-	s.hold(func() { conn.Close(context.Background()) })
+	pid := conn.PgConn().PID()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		defer s.cron.pause.Unlock()
+		defer conn.Close(context.Background())
+		defer watch.Close(context.Background())
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			var alive bool
+			qctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := watch.QueryRow(qctx, "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)", pid).Scan(&alive)
+			cancel()
+			if err == nil && !alive {
+				return // terminated
+			}
+		}
+	}()
+	released = true
+	s.hold(func() { close(stop); <-done })
 	return id, nil
 }
 

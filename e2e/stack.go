@@ -67,6 +67,10 @@ type PartError struct {
 func (e *PartError) Error() string { return fmt.Sprintf("e2e: %s unavailable: %v", e.Part, e.Err) }
 func (e *PartError) Unwrap() error { return e.Err }
 
+// ShippedInterval, as Options.LongpollInterval, runs the exporter's bus
+// prober at its shipped default interval.
+const ShippedInterval time.Duration = -1
+
 // Ports are the preferred listen ports on 127.0.0.1; a port that is 0 or
 // busy is replaced by a free one.
 type Ports struct {
@@ -81,9 +85,13 @@ type Options struct {
 	// ForMax caps the "for" of every alert (rules.Shorten); negative keeps
 	// the shipped durations.
 	ForMax time.Duration
+	// ForDivisor, when above 0, divides the durations instead (rules.Scale,
+	// at most ForMax), keeping their order for Alertmanager's inhibition.
+	ForDivisor int
 	// ScrapeInterval of Prometheus (default 2s); evaluation runs every 1s.
 	ScrapeInterval time.Duration
-	// LongpollInterval of the exporter's bus prober (default 250ms).
+	// LongpollInterval of the exporter's bus prober (default 250ms);
+	// ShippedInterval keeps the exporter's own default (15s).
 	LongpollInterval time.Duration
 	// Version is the Odoo series imitated (default 18.0).
 	Version string
@@ -169,6 +177,13 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	if opts.LongpollInterval == 0 {
 		opts.LongpollInterval = 250 * time.Millisecond
+	}
+	if opts.LongpollInterval == ShippedInterval {
+		d, err := shippedLongpollInterval()
+		if err != nil {
+			return nil, err
+		}
+		opts.LongpollInterval = d
 	}
 	if opts.Version == "" {
 		opts.Version = "18.0"
@@ -704,6 +719,10 @@ func (s *Stack) startMonitoring() error {
 	if err != nil {
 		return err
 	}
+	inhibit, err := rules.InhibitRules()
+	if err != nil {
+		return err
+	}
 	am, err := promtest.StartAlertmanager(promtest.AlertmanagerConfig{
 		Dir:  amDir,
 		Port: amPort,
@@ -715,6 +734,7 @@ func (s *Stack) startMonitoring() error {
 			Name: "odoo_healer", URL: s.Healer + "/webhook", BearerTokenFile: s.TokenFile,
 			Matchers: []string{`heal=~".+"`},
 		}}, s.opts.Webhooks...),
+		InhibitRules: inhibit,
 	})
 	if err != nil {
 		return &PartError{"alertmanager", err}
@@ -723,10 +743,14 @@ func (s *Stack) startMonitoring() error {
 	s.onClose(am.Stop)
 
 	pack := rules.Pack()
-	if s.opts.ForMax >= 0 {
-		if pack, err = rules.Shorten(pack, s.opts.ForMax); err != nil {
-			return err
-		}
+	switch {
+	case s.opts.ForMax >= 0 && s.opts.ForDivisor > 0:
+		pack, err = rules.Scale(pack, s.opts.ForDivisor, s.opts.ForMax)
+	case s.opts.ForMax >= 0:
+		pack, err = rules.Shorten(pack, s.opts.ForMax)
+	}
+	if err != nil {
+		return err
 	}
 	promPort, err := pickPort(s.opts.Ports.Prometheus)
 	if err != nil {

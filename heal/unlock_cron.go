@@ -58,36 +58,50 @@ type UnlockCronParams struct {
 //
 // Detection takes no lock. Only the cron worker's own session is ended:
 // idle in transaction (the job itself runs in a second cursor), holding a
-// lock on ir_cron, its last statement a SELECT ... FROM ir_cron ... FOR
-// [NO KEY] UPDATE. The row's xmax, when it is that session's transaction
-// id, names the job; when another transaction shares the row (a KEY SHARE
-// lock from an ir_cron_trigger insert), xmax is a multixact and the job is
-// "unknown". A transaction whose xmax is on the row only because it
-// inserted a trigger (KEY SHARE, the same relation lock) is not a cron
-// worker and is left alone: pg_locks cannot tell the row lock's mode.
+// lock on ir_cron, and holding a job's row in an update mode — the row's
+// plain xmax is its transaction id and it wrote nothing to
+// ir_cron_trigger, or it is a FOR NO KEY UPDATE member of the row's
+// multixact xmax (odoosql.CronRowUpdateHolders: Odoo 18's job cursor adds
+// ir_cron_progress rows, a trigger insert adds a KEY SHARE lock) — or whose
+// last statement is Odoo's SELECT ... FROM ir_cron ... FOR [NO KEY]
+// UPDATE. The job is named from the same row locks on every version. A
+// transaction whose xmax is on the row only because it inserted a trigger
+// (KEY SHARE, the same relation lock) is not a cron worker and is left
+// alone.
 type UnlockCron struct{ p UnlockCronParams }
 
+// cronLockersSQL: lockers are the sessions holding a job's row (held: in
+// an update mode, so a cron worker or Run Manually), the plain-xmax
+// holders that wrote to ir_cron_trigger (not held), and every session of
+// the database (no job).
 const cronLockersSQL = `WITH lockers AS (
-	SELECT c.id AS cron_id, l.pid
+	SELECT c.id AS cron_id, l.pid, true AS held
+	FROM ir_cron c CROSS JOIN ` + odoosql.CronClass + `
+	CROSS JOIN LATERAL unnest(` + odoosql.CronRowUpdateHolders + `) h(xid)
+	JOIN pg_locks l ON l.locktype = 'transactionid' AND l.granted AND l.transactionid::text = h.xid
+	WHERE ` + odoosql.CronClassCond + `
+	UNION
+	SELECT c.id, l.pid, NOT EXISTS (SELECT 1 FROM pg_locks t WHERE t.pid = l.pid AND t.locktype = 'relation' AND t.granted
+		AND t.mode = 'RowExclusiveLock' AND t.relation = to_regclass('ir_cron_trigger'))
 	FROM ir_cron c
 	JOIN pg_locks l ON l.locktype = 'transactionid' AND l.granted AND l.transactionid = c.xmax
 	UNION
-	SELECT NULL, a.pid
+	SELECT NULL, a.pid, false
 	FROM pg_stat_activity a
 	WHERE a.datname = current_database()
 )
 SELECT a.pid, a.backend_start, a.xact_start, coalesce(a.state, ''), coalesce(a.usename, ''), coalesce(a.application_name, ''),
 	extract(epoch FROM now() - a.xact_start)::float8,
-	format('holding the row lock of cron job(s) %s for %ss', coalesce(array_to_string(array_agg(DISTINCT k.cron_id) FILTER (WHERE k.cron_id IS NOT NULL), ','), 'unknown (cron worker session)'), round(extract(epoch FROM now() - a.xact_start)::numeric, 1))
+	format('holding the row lock of cron job(s) %s for %ss', coalesce(array_to_string(array_agg(DISTINCT k.cron_id) FILTER (WHERE k.held), ','), 'unknown (cron worker session)'), round(extract(epoch FROM now() - a.xact_start)::numeric, 1))
 FROM lockers k JOIN pg_stat_activity a ON a.pid = k.pid
 WHERE a.xact_start <= now() - make_interval(secs => $1)
 	AND a.state = 'idle in transaction'
-	AND ` + odoosql.CronWorkerStatement + `
 	AND EXISTS (SELECT 1 FROM pg_locks rl WHERE rl.pid = a.pid AND rl.locktype = 'relation' AND rl.granted
 		AND rl.relation = 'ir_cron'::regclass AND rl.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
 	AND ` + safeBackend + `
 	AND (coalesce(cardinality($2::text[]), 0) = 0 OR a.usename = ANY($2::text[]))
-GROUP BY a.pid, a.backend_start, a.xact_start, a.state, a.usename, a.application_name
+GROUP BY a.pid, a.backend_start, a.xact_start, a.state, a.usename, a.application_name, a.query
+HAVING bool_or(k.held) OR ` + odoosql.CronWorkerStatement + `
 ORDER BY a.pid`
 
 // stillLocking is signalSQL's condition for unlock_cron: the session

@@ -37,24 +37,32 @@ func cronWorker(t *testing.T, db string, id int) *session {
 func TestUnlockCron(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		// keyShare: another open transaction inserts an ir_cron_trigger
-		// row for the job (a KEY SHARE lock: xmax becomes a multixact).
-		keyShare bool
-		detail   string // "" : the job id
+		// share: another open transaction share-locks the row (xmax becomes
+		// a multixact): an ir_cron_trigger insert (any version), or Odoo
+		// 18's job cursor adding its ir_cron_progress row.
+		share string
+		// after: a statement the worker's session runs after the lock, so
+		// that its query text is no longer Odoo's lock statement.
+		after string
 	}{
-		{"row lock (xmax)", false, ""},
-		{"shared row lock (multixact, cron worker fallback)", true, "unknown (cron worker session)"},
+		{"row lock (xmax)", "", ""},
+		{"shared row lock (multixact of a trigger insert)", `INSERT INTO ir_cron_trigger (cron_id, call_at) VALUES ($1, now() AT TIME ZONE 'utc')`, ""},
+		{"shared row lock (multixact), query text cut", `INSERT INTO ir_cron_trigger (cron_id, call_at) VALUES ($1, now() AT TIME ZONE 'utc')`, `SELECT 1`},
+		{"row lock, query text cut", "", `SELECT 1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			db := odooDB(t)
 			id := newCron(t, db)
 			worker := cronWorker(t, db, id)
+			if tc.after != "" {
+				worker.exec(tc.after)
+			}
 			var other *session
-			if tc.keyShare {
+			if tc.share != "" {
 				other = connectAs(t, db, odooRole)
 				other.exec(`BEGIN`)
-				other.exec(`INSERT INTO ir_cron_trigger (cron_id, call_at) VALUES ($1, now() AT TIME ZONE 'utc')`, id)
+				other.exec(tc.share, id)
 			}
 			time.Sleep(300 * time.Millisecond) // the lock must be older than min_running
 			a := &UnlockCron{UnlockCronParams{MinRunning: model.Duration(200 * time.Millisecond), Grace: model.Duration(time.Second), MaxBackends: 2}}
@@ -62,11 +70,7 @@ func TestUnlockCron(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			detail := tc.detail
-			if detail == "" {
-				detail = fmt.Sprint(id)
-			}
-			if !hasStep(rep, "terminated pid") || !hasStep(rep, "cron job(s) "+detail+" for") {
+			if !hasStep(rep, "terminated pid") || !hasStep(rep, fmt.Sprintf("cron job(s) %d for", id)) {
 				t.Errorf("steps: %q", rep.Steps())
 			}
 			if worker.alive() {

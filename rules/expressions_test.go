@@ -111,6 +111,11 @@ func (r *recorder) Register(c prometheus.Collector) error   { r.cs = append(r.cs
 func (r *recorder) MustRegister(cs ...prometheus.Collector) { r.cs = append(r.cs, cs...) }
 func (r *recorder) Unregister(prometheus.Collector) bool    { return false }
 
+// deadHistograms are histograms of the exporter that a scrape on dead
+// sources does not expose (they are per database), so that it cannot type
+// them.
+var deadHistograms = map[string]bool{"odoo_cron_job_age_seconds": true}
+
 var (
 	catalogOnce sync.Once
 	catalogErr  error
@@ -184,7 +189,11 @@ func buildCatalog() (catalog, error) {
 		if err != nil {
 			return nil, err
 		}
-		cat.addFamily(name, types[name], labels...)
+		typ, ok := types[name]
+		if !ok && deadHistograms[name] {
+			typ = dto.MetricType_HISTOGRAM
+		}
+		cat.addFamily(name, typ, labels...)
 	}
 	// The healer's metrics, typed by their collectors.
 	var rec recorder

@@ -67,6 +67,30 @@ func Shorten(in []byte, max time.Duration) ([]byte, error) {
 	if max < 0 {
 		return nil, fmt.Errorf("rules: negative maximum duration %s", max)
 	}
+	capped := model.Duration(max)
+	return mapDurations(in, func(d model.Duration) model.Duration { return min(d, capped) })
+}
+
+// Scale returns a copy of the rule file in with every alert's "for" and
+// "keep_firing_for" duration divided by div, at least 1s and at most max.
+// Unlike Shorten it keeps the order of the durations, which Alertmanager's
+// inhibition relies on: a cause (OdooDown, for 2m) must fire before its
+// symptoms (OdooLongpollDown, 3m) to silence them.
+func Scale(in []byte, div int, limit time.Duration) ([]byte, error) {
+	if div < 1 || limit < time.Second {
+		return nil, fmt.Errorf("rules: divisor %d must be at least 1 and maximum %s at least 1s", div, limit)
+	}
+	return mapDurations(in, func(d model.Duration) model.Duration {
+		if d == 0 {
+			return 0
+		}
+		return min(max(d/model.Duration(div), model.Duration(time.Second)), model.Duration(limit))
+	})
+}
+
+// mapDurations returns a copy of the rule file in with f applied to every
+// alert's "for" and "keep_firing_for" duration.
+func mapDurations(in []byte, f func(model.Duration) model.Duration) ([]byte, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(in, &doc); err != nil {
 		return nil, fmt.Errorf("rules: parsing the rule file: %w", err)
@@ -78,7 +102,6 @@ func Shorten(in []byte, max time.Duration) ([]byte, error) {
 	if groups == nil || groups.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf("rules: no groups list in the rule file")
 	}
-	capped := model.Duration(max)
 	for gi, g := range groups.Content {
 		rules := mapValue(g, "rules")
 		if rules == nil {
@@ -94,8 +117,8 @@ func Shorten(in []byte, max time.Duration) ([]byte, error) {
 				if err != nil {
 					return nil, fmt.Errorf("rules: group %d rule %d: %s %q: %w", gi, ri, key, v.Value, err)
 				}
-				if d > capped {
-					v.Value = capped.String()
+				if n := f(d); n != d {
+					v.Value = n.String()
 					v.Style = 0
 					v.Tag = "!!str"
 				}

@@ -66,6 +66,38 @@ func TestShortenValidForPromtool(t *testing.T) {
 	}
 }
 
+// TestScale checks that Scale divides and bounds the durations and keeps
+// their order (OdooDown's 2m before OdooLongpollDown's 3m).
+func TestScale(t *testing.T) {
+	out, err := rules.Scale(rules.Pack(), 12, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, r := range parseRules(t, out) {
+		got[r.Alert] = r.For + "/" + r.KeepFiringFor
+	}
+	for alert, want := range map[string]string{
+		"OdooDown":                     "10s/10s",
+		"OdooLongpollDown":             "15s/10s",
+		"OdooExporterCollectorFailing": "50s/10s",
+		"OdooModulesStuckInTransition": "1m/10s",
+		"OdooContainerRestarting":      "/",
+	} {
+		if got[alert] != want {
+			t.Errorf("%s: for/keep_firing_for %s, want %s", alert, got[alert], want)
+		}
+	}
+	for _, bad := range []struct {
+		div int
+		max time.Duration
+	}{{0, time.Minute}, {12, 0}} {
+		if _, err := rules.Scale(rules.Pack(), bad.div, bad.max); err == nil {
+			t.Errorf("Scale(%d, %s): no error", bad.div, bad.max)
+		}
+	}
+}
+
 func TestShortenErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string

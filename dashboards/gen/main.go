@@ -69,7 +69,9 @@ const (
 // that each panel's threshold appears in the expression of the alert its
 // runbook link names).
 const (
-	longpollP95Max   = 1    // OdooLongpollLatencyHigh
+	longpollP95Max   = 1    // the seed's objective (p95 < 1 s); not an alert's threshold
+	longpollSlowMax  = 0.25 // OdooLongpollLatencyHigh: share of probes slower than 2.5 s
+	cronInterrupted  = 3    // OdooCronJobTimeoutLoop, interrupted runs per 30 minutes
 	cronLagMax       = 1800 // OdooCronStuck
 	cronRunningMax   = 3600 // OdooCronJobRunningTooLong
 	lockWaitMax      = 30   // OdooDbLockContention

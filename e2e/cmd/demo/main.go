@@ -31,6 +31,7 @@ func main() {
 		dir      = flag.String("dir", "/tmp/odoo_exporter_demo", "directory of the demo's files (URLs, logs, configurations)")
 		forMax   = flag.String("for-max", "30s", `cap of every alert's "for" (rules.Shorten); "shipped" keeps the rule pack's durations`)
 		version  = flag.String("version", "18.0", "Odoo series the stand-in and the database imitate: 16.0, 17.0 or 18.0")
+		longpoll = flag.String("longpoll-interval", "1s", `interval of the exporter's bus prober; "shipped" keeps the exporter's default (15s), against which the alerts are judged`)
 		incident = flag.String("incident", "", "inject this incident into the running demo and exit: "+strings.Join(e2e.Incidents, ", "))
 	)
 	flag.Parse()
@@ -41,7 +42,7 @@ func main() {
 		}
 		return
 	}
-	if err := serve(*dir, *forMax, *version); err != nil {
+	if err := serve(*dir, *forMax, *version, *longpoll); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
@@ -71,7 +72,7 @@ func inject(dir, name string) error {
 // hints says what each incident does and what should follow.
 var hints = map[string]string{
 	"lock-contention": "a transaction holds a row lock, another waits: OdooDbLockContention after 30 s of waiting, then end_blockers",
-	"cron-jam":        "a cron worker holds its job's lock: OdooCronStuck after ~1 min, then unlock_cron",
+	"cron-jam":        "the cron worker is stuck in a job, another job waits: OdooCronStuck after ~1 min, then unlock_cron",
 	"longpoll-stall":  "the gevent port answers after 3 s: OdooLongpollLatencyHigh, then restart_container of odoo-sim",
 	"assets-broken":   "a bundle's file is deleted (500): OdooAssetsBroken, then clear_assets",
 	"module-stuck":    "mail stuck in 'to upgrade' for an hour: OdooModulesStuckInTransition, then reset_module_states",
@@ -81,7 +82,7 @@ var hints = map[string]string{
 	"fix":             "ends every incident",
 }
 
-func serve(dir, forMax, version string) error {
+func serve(dir, forMax, version, longpoll string) error {
 	opts := e2e.Options{
 		Version: version,
 		Dir:     filepath.Join(dir, "stack"),
@@ -89,6 +90,15 @@ func serve(dir, forMax, version string) error {
 		Ports:   e2e.Ports{Exporter: 9769, Healer: 9770, Prometheus: 9090, Alertmanager: 9093, Web: 8069, Gevent: 8072},
 		// The demo's bus prober runs at a human pace.
 		LongpollInterval: time.Second,
+	}
+	if longpoll == "shipped" {
+		opts.LongpollInterval = e2e.ShippedInterval
+	} else {
+		d, err := time.ParseDuration(longpoll)
+		if err != nil || d <= 0 {
+			return fmt.Errorf("-longpoll-interval: %q is neither a positive duration nor \"shipped\"", longpoll)
+		}
+		opts.LongpollInterval = d
 	}
 	if forMax == "shipped" {
 		opts.ForMax = -1
