@@ -25,6 +25,11 @@ func TestRealLogs(t *testing.T) {
 			exception: map[string]string{"cron_failed": "odoo.exceptions.UserError"},
 			jobs:      map[string]string{"cron_started": "issue14 failing job", "cron_failed": "issue14 failing job"},
 		},
+		{
+			file: "testdata/odoo18.log", records: 36,
+			matches: map[string]int{"cron_started_18": 3, "cron_done_18": 3, "worker_alive": 3, "server_start": 1},
+			jobs:    map[string]string{"cron_started_18": "Base: Portal Users Deletion", "cron_done_18": "Base: Portal Users Deletion"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
