@@ -289,13 +289,9 @@ func NewOdooLogCollector(o OdooLogOptions) (*OdooLogCollector, error) {
 		c.sources = append(c.sources, &logSource{name: name, run: fs.Run, stats: fs.Stats, tracks: newLogTracks()})
 	}
 	if len(o.Containers) > 0 {
-		opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-		if o.DockerHost != "" {
-			opts = append(opts, client.WithHost(o.DockerHost))
-		}
-		cli, err := client.NewClientWithOpts(opts...)
+		cli, err := newDockerClient(o.DockerHost)
 		if err != nil {
-			return nil, fmt.Errorf("docker client: %w", err)
+			return nil, err
 		}
 		c.docker = cli
 		for _, name := range o.Containers {
