@@ -20,9 +20,9 @@ func TestRealLogs(t *testing.T) {
 		jobs      map[string]string // entry id -> job of its last match
 	}{
 		{
-			file: "testdata/odoo17.log", records: 31,
-			matches:   map[string]int{"cron_started": 1, "cron_failed": 1, "worker_alive": 3, "server_start": 1},
-			exception: map[string]string{"cron_failed": "odoo.exceptions.UserError"},
+			file: "testdata/odoo17.log", records: 34,
+			matches:   map[string]int{"cron_started": 1, "cron_failed": 1, "worker_alive": 3, "server_start": 1, "asset_file_missing": 1},
+			exception: map[string]string{"cron_failed": "odoo.exceptions.UserError", "asset_file_missing": "FileNotFoundError"},
 			jobs:      map[string]string{"cron_started": "issue14 failing job", "cron_failed": "issue14 failing job"},
 		},
 		{
