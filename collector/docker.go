@@ -127,13 +127,9 @@ func NewDockerCollector(opts DockerOptions) (*DockerCollector, error) {
 		}
 		c.filters.Add("label", l)
 	}
-	clientOpts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if opts.Host != "" {
-		clientOpts = append(clientOpts, client.WithHost(opts.Host))
-	}
-	cli, err := client.NewClientWithOpts(clientOpts...)
+	cli, err := newDockerClient(opts.Host)
 	if err != nil {
-		return nil, fmt.Errorf("docker client: %w", err)
+		return nil, err
 	}
 	c.client = cli
 	c.events = newDockerEvents()
@@ -443,4 +439,19 @@ func boolFloat(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// newDockerClient returns a client of the Engine API at host (empty: the
+// standard DOCKER_HOST and related variables, else the default socket),
+// with the API version negotiated.
+func newDockerClient(host string) (*client.Client, error) {
+	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	cli, err := client.NewClientWithOpts(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return cli, nil
 }

@@ -244,7 +244,8 @@ func NewOdooLogCollector(o OdooLogOptions) (*OdooLogCollector, error) {
 		c.levelCounters[l] = c.records.WithLabelValues(l.String())
 	}
 	// Exported from the start: the runs whose database is not known
-	// (none), and the errors without a traceback.
+	// (none), and the errors without a traceback. The runs of a database
+	// are exported from its first record on.
 	for _, r := range []string{cronDone, cronFailed, cronKilled} {
 		c.cronRuns.WithLabelValues("none", r)
 	}
@@ -288,13 +289,9 @@ func NewOdooLogCollector(o OdooLogOptions) (*OdooLogCollector, error) {
 		c.sources = append(c.sources, &logSource{name: name, run: fs.Run, stats: fs.Stats, tracks: newLogTracks()})
 	}
 	if len(o.Containers) > 0 {
-		opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-		if o.DockerHost != "" {
-			opts = append(opts, client.WithHost(o.DockerHost))
-		}
-		cli, err := client.NewClientWithOpts(opts...)
+		cli, err := newDockerClient(o.DockerHost)
 		if err != nil {
-			return nil, fmt.Errorf("docker client: %w", err)
+			return nil, err
 		}
 		c.docker = cli
 		for _, name := range o.Containers {
@@ -367,6 +364,9 @@ func (c *OdooLogCollector) vecs() []prometheus.Collector {
 // handle counts one record of source s; m is the source's scratch Match.
 func (c *OdooLogCollector) handle(s *logSource, r *odoolog.Record, m *odoolog.Match) {
 	c.levelCounters[r.Level].Inc()
+	if _, ok := s.tracks.dbs[string(r.DB)]; !ok {
+		c.seeDatabase(s.tracks, string(r.DB))
+	}
 	e := c.catalog.Match(r, m)
 	if e == nil {
 		if r.Level >= odoolog.LevelError {
@@ -414,6 +414,22 @@ func (c *OdooLogCollector) handle(s *logSource, r *odoolog.Record, m *odoolog.Ma
 				c.countRun(run.db, run.job, cronKilled, r, run.start, nil)
 			}
 		}
+	}
+}
+
+// seeDatabase exports the cron runs of a database seen for the first time
+// at 0, so that its first failure is an increase (a series that appears
+// at 1 is no increase for Prometheus).
+func (c *OdooLogCollector) seeDatabase(t *logTracks, db string) {
+	if len(t.dbs) >= maxTracked {
+		return
+	}
+	t.dbs[db] = struct{}{}
+	c.boundMu.Lock()
+	label := c.databases.label(db)
+	c.boundMu.Unlock()
+	for _, r := range []string{cronDone, cronFailed, cronKilled} {
+		c.cronRuns.WithLabelValues(label, r)
 	}
 }
 
@@ -518,10 +534,11 @@ type runKey struct {
 type logTracks struct {
 	running map[runKey]cronRun
 	kinds   map[int]string
+	dbs     map[string]struct{} // databases seen
 }
 
 func newLogTracks() *logTracks {
-	return &logTracks{running: map[runKey]cronRun{}, kinds: map[int]string{}}
+	return &logTracks{running: map[runKey]cronRun{}, kinds: map[int]string{}, dbs: map[string]struct{}{}}
 }
 
 func (t *logTracks) start(r *odoolog.Record, m *odoolog.Match) {

@@ -103,6 +103,9 @@ func TestOdooLogCollector(t *testing.T) {
 		{"odoo_log_cron_runs_total", []string{"database", "prod", "result", "done"}, 2},
 		{"odoo_log_cron_runs_total", []string{"database", "prod", "result", "killed"}, 1},
 		{"odoo_log_cron_runs_total", []string{"database", "prod2", "result", "failed"}, 1},
+		// Exported from the database's first record, before any run.
+		{"odoo_log_cron_runs_total", []string{"database", "prod2", "result", "killed"}, 0},
+		{"odoo_log_cron_runs_total", []string{"database", "prod2", "result", "done"}, 0},
 		{"odoo_log_worker_limit_events_total", []string{"limit", "time_real", "worker", "cron"}, 1},
 		{"odoo_log_worker_limit_events_total", []string{"limit", "memory_soft", "worker", "http"}, 3},
 		{"odoo_log_worker_limit_events_total", []string{"limit", "memory_hard", "worker", "http"}, 1},

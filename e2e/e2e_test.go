@@ -108,6 +108,10 @@ func TestChain(t *testing.T) {
 			must(t, s.ModuleStuck(ctx))
 			healed(t, ctx, s, rec, "OdooModulesStuckInTransition", map[string]string{"database": Database}, "reset_module_states", Database, 3*time.Minute)
 		})
+		t.Run("log-cron-failure", func(t *testing.T) {
+			t.Parallel()
+			logCronFailure(t, ctx, s, rec)
+		})
 		t.Run("oom", func(t *testing.T) {
 			t.Parallel()
 			// Let a scrape see the worker healthy first (a dashboard panel).
@@ -154,6 +158,8 @@ func TestChain(t *testing.T) {
 		must(t, s.StartOdoo(ctx))
 		resolved(t, ctx, s, rec, "OdooDown", nil, 2*time.Minute)
 	})
+
+	t.Run("log-boot-loop", func(t *testing.T) { logBootLoop(t, ctx, s, rec) })
 
 	panels.stop()
 	for _, e := range panels.empty() {

@@ -551,7 +551,7 @@ func (s *Stack) startSim(ctx context.Context) error {
 		Image: SimImage,
 		Cmd: []string{"-dsn", s.PG.DSN(Database, AppRole), "-version", s.opts.Version,
 			"-web-addr", hostPort(s.WebURL), "-gevent-addr", hostPort(s.Gevent),
-			"-filestore", "/var/lib/odoo/filestore"},
+			"-filestore", "/var/lib/odoo/filestore", "-cron-interval", "10s"},
 		Labels: map[string]string{"com.docker.compose.project": "odoo", "com.docker.compose.service": "web"},
 	}, &container.HostConfig{Resources: container.Resources{Memory: 512 << 20, MemorySwap: 512 << 20}})
 	if err != nil {
@@ -598,6 +598,8 @@ func (s *Stack) startExporter(ctx context.Context) error {
 			"--collector.http.database=" + Database,
 			"--collector.docker",
 			"--docker.host=unix://" + dockerSockIn,
+			"--collector.odoo_log.container=" + SimContainer,
+			"--collector.odoo_log.per-job",
 		},
 	}, &container.HostConfig{GroupAdd: []string{gid}, Binds: []string{sock + ":" + dockerSockIn}})
 	if err != nil {

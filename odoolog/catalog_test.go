@@ -1,6 +1,7 @@
 package odoolog
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -298,6 +299,23 @@ func TestClassBound(t *testing.T) {
 	} {
 		if got := b.Class([]byte(tt.in)); got != tt.want {
 			t.Errorf("Class(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestCatalogInReadme checks that the README's table lists every entry.
+func TestCatalogInReadme(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := LoadCatalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range cat.Entries() {
+		if !strings.Contains(string(readme), "| `"+e.ID+"` |") {
+			t.Errorf("README.md: the catalog's table has no row for %s", e.ID)
 		}
 	}
 }

@@ -20,10 +20,15 @@ func TestRealLogs(t *testing.T) {
 		jobs      map[string]string // entry id -> job of its last match
 	}{
 		{
-			file: "testdata/odoo17.log", records: 31,
-			matches:   map[string]int{"cron_started": 1, "cron_failed": 1, "worker_alive": 3, "server_start": 1},
-			exception: map[string]string{"cron_failed": "odoo.exceptions.UserError"},
+			file: "testdata/odoo17.log", records: 34,
+			matches:   map[string]int{"cron_started": 1, "cron_failed": 1, "worker_alive": 3, "server_start": 1, "asset_file_missing": 1},
+			exception: map[string]string{"cron_failed": "odoo.exceptions.UserError", "asset_file_missing": "FileNotFoundError"},
 			jobs:      map[string]string{"cron_started": "issue14 failing job", "cron_failed": "issue14 failing job"},
+		},
+		{
+			file: "testdata/odoo18.log", records: 36,
+			matches: map[string]int{"cron_started_18": 3, "cron_done_18": 3, "worker_alive": 3, "server_start": 1},
+			jobs:    map[string]string{"cron_started_18": "Base: Portal Users Deletion", "cron_done_18": "Base: Portal Users Deletion"},
 		},
 	}
 	for _, tt := range tests {

@@ -56,7 +56,6 @@ type feeder struct {
 	splitter *LineSplitter
 	parser   *Parser
 	last     time.Time // when the last bytes came
-	stats    *Stats
 }
 
 func newFeeder(o SourceOptions, handle func(*Record), line func(f *feeder, b []byte, truncated bool)) *feeder {

@@ -57,6 +57,12 @@ type Config struct {
 	FilestoreDir string
 	// Logger defaults to a discarding logger.
 	Logger *slog.Logger
+	// Log, when set, receives the records Odoo would write (start, cron
+	// runs, boot errors) in Odoo's format.
+	Log *OdooLog
+	// CronInterval, above 0, logs a successful run of a cron job that
+	// often.
+	CronInterval time.Duration
 }
 
 // Server is a running stand-in.
@@ -86,6 +92,9 @@ type Server struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	exited   chan struct{} // closed when the process must exit (boot error)
+	exitOnce sync.Once
 }
 
 // Start connects to the database, starts the dispatcher and listens on
@@ -124,12 +133,16 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		clients:  map[*wsClient]struct{}{},
 		webAddr:  cfg.WebAddr,
 		gevAddr:  cfg.GeventAddr,
+		exited:   make(chan struct{}),
 	}
 	if s.cfg.FilestoreDir == "" {
 		if s.tmpDir, err = os.MkdirTemp("", "odoosim-filestore-"); err != nil {
 			return nil, err
 		}
 		s.cfg.FilestoreDir = s.tmpDir
+	}
+	if err := s.checkBootMarker(); err != nil {
+		return nil, err
 	}
 	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
 		return nil, fmt.Errorf("odoosim: connecting to %s: %w", s.db, err)
@@ -164,6 +177,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err := s.listen(); err != nil {
 		s.Close()
 		return nil, err
+	}
+	s.logStart()
+	if cfg.CronInterval > 0 {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.cronLoop(cfg.CronInterval) }()
 	}
 	return s, nil
 }

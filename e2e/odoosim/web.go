@@ -14,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -417,7 +418,9 @@ func (s *Server) BreakBundle(ctx context.Context, file string) error {
 	return nil
 }
 
-// adminFault is POST /__odoosim/fault?fault=<name>[&delay=2s][&duration=5s][&bundle=<file>].
+// adminFault is POST /__odoosim/fault?fault=<name>[&delay=2s][&duration=5s][&bundle=<file>][&starts=N].
+// cron_failure logs a failed cron run; boot_error logs a boot error, exits
+// and fails the next N starts the same way.
 func (s *Server) adminFault(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST only", http.StatusMethodNotAllowed)
@@ -451,6 +454,26 @@ func (s *Server) adminFault(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+	case "cron_failure":
+		s.LogCronRun(false)
+	case "boot_error":
+		more, err := strconv.Atoi(r.Form.Get("starts"))
+		if r.Form.Get("starts") == "" {
+			more, err = 0, nil
+		}
+		if err != nil || more < 0 {
+			http.Error(w, "starts: a count of failing starts to come", http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = w.Write([]byte("boot error, exiting\n"))
+		go func() {
+			time.Sleep(50 * time.Millisecond) // let the answer leave
+			if err := s.SetBootError(more); err != nil {
+				s.logger.Error("boot error", "err", err)
+			}
+		}()
+		return
 	case "down":
 		d, err := dur("duration", 5*time.Second)
 		if err != nil {
@@ -469,7 +492,7 @@ func (s *Server) adminFault(w http.ResponseWriter, r *http.Request) {
 		}()
 		return
 	default:
-		http.Error(w, "fault must be one of stall, stall_slow, dispatcher_dead, broken_bundle, down, clear", http.StatusBadRequest)
+		http.Error(w, "fault must be one of stall, stall_slow, dispatcher_dead, broken_bundle, cron_failure, boot_error, down, clear", http.StatusBadRequest)
 		return
 	}
 	s.adminState(w, r)

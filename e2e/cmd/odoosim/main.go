@@ -1,7 +1,9 @@
 // Command odoosim runs the Odoo HTTP-surface stand-in (package
 // e2e/odoosim) as a process, for end-to-end tests that run it in a
 // container (FROM scratch, --network host). Faults are set through
-// POST /__odoosim/fault on the web port; see docs/probes.md.
+// POST /__odoosim/fault on the web port; see docs/probes.md. Its stderr is
+// Odoo's log, in Odoo's format (start, cron runs, a failing run with its
+// traceback, boot errors).
 //
 //	odoosim -dsn postgres://odoo@127.0.0.1:5432/odoo?sslmode=disable \
 //	    -web-addr :8069 -gevent-addr :8072 -version 17.0 -filestore /tmp/filestore
@@ -9,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -29,13 +32,17 @@ func main() {
 		version   = flag.String("version", "17.0", "Odoo series to imitate: 16.0, 17.0 or 18.0")
 		filestore = flag.String("filestore", "/tmp/odoosim-filestore", "filestore root directory")
 		debug     = flag.Bool("debug", false, "log debug messages")
+		cronEvery = flag.Duration("cron-interval", time.Minute, "log a successful cron job run this often (0: never)")
 	)
 	flag.Parse()
 	level := slog.LevelInfo
 	if *debug {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// stderr is Odoo's log, in Odoo's format; the stand-in's own messages
+	// are records of the logger odoosim.
+	odooLog := odoosim.NewOdooLog(os.Stderr, os.Getpid())
+	logger := slog.New(odooLog.SlogHandler("odoosim", level))
 	if *dsn == "" {
 		fmt.Fprintln(os.Stderr, "odoosim: -dsn (or ODOOSIM_DSN) is required")
 		os.Exit(2)
@@ -50,8 +57,12 @@ func main() {
 		srv, err = odoosim.Start(startCtx, odoosim.Config{
 			DSN: *dsn, NotifyDSN: *notifyDSN, Version: *version,
 			WebAddr: *webAddr, GeventAddr: *geventAdr, FilestoreDir: *filestore, Logger: logger,
+			Log: odooLog, CronInterval: *cronEvery,
 		})
 		cancel()
+		if errors.Is(err, odoosim.ErrBootFailed) {
+			os.Exit(1) // as Odoo does after "Failed to initialize database"
+		}
 		if err == nil || i == 30 || ctx.Err() != nil {
 			break
 		}
@@ -64,6 +75,12 @@ func main() {
 	}
 	logger.Info("odoosim listening", "web", srv.WebURL(), "gevent", srv.GeventURL(),
 		"database", srv.Database(), "version", srv.Version())
-	<-ctx.Done()
+	code := 0
+	select {
+	case <-ctx.Done():
+	case <-srv.Exited():
+		code = 1
+	}
 	srv.Close()
+	os.Exit(code)
 }

@@ -152,14 +152,25 @@ func serve(addr string, alloc int, unhealthy bool) int {
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	handleExit(mux, a.exit)
+	return listenUntilExit(addr, mux, a.exit)
+}
+
+// handleExit answers /exit?code=N by sending N on exit.
+func handleExit(mux *http.ServeMux, exit chan<- int) {
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		code, _ := strconv.Atoi(r.FormValue("code"))
 		fmt.Fprintln(w, code)
 		select {
-		case a.exit <- code:
+		case exit <- code:
 		default:
 		}
 	})
+}
+
+// listenUntilExit serves mux on addr until SIGTERM or SIGINT (status 0)
+// or a code on exit, and returns the status.
+func listenUntilExit(addr string, mux *http.ServeMux, exit <-chan int) int {
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
@@ -169,7 +180,7 @@ func serve(addr string, alloc int, unhealthy bool) int {
 	code := 0
 	select {
 	case <-sig:
-	case code = <-a.exit:
+	case code = <-exit:
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
 			fmt.Fprintln(os.Stderr, err)

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
-	"time"
 )
 
 // printer is the program of the "print" mode:
@@ -56,32 +51,6 @@ func printer(addr string) int {
 		}
 		fmt.Fprintln(w, len(body))
 	})
-	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
-		var code int
-		fmt.Sscan(r.FormValue("code"), &code)
-		fmt.Fprintln(w, code)
-		select {
-		case exit <- code:
-		default:
-		}
-	})
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	code := 0
-	select {
-	case <-sig:
-	case code = <-exit:
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = srv.Shutdown(ctx)
-	return code
+	handleExit(mux, exit)
+	return listenUntilExit(addr, mux, exit)
 }
