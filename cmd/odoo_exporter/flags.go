@@ -62,6 +62,12 @@ var flagRanges = map[string]flagRange{
 	"collector.assets.max-bundles":       {min: 1, max: 1000},
 	"collector.longpoll.interval":        durationRange(100*time.Millisecond, time.Hour),
 	"collector.longpoll.timeout":         durationRange(100*time.Millisecond, 10*time.Minute),
+	"collector.odoo_log.max-jobs":        {min: 1, max: 100000},
+	"collector.odoo_log.max-databases":   {min: 1, max: 100000},
+	"collector.odoo_log.max-classes":     {min: 1, max: 10000},
+	"collector.odoo_log.max-line":        {min: 1 << 10, max: 1 << 24},
+	"collector.odoo_log.max-record":      {min: 1 << 10, max: 1 << 26},
+	"collector.odoo_log.poll-interval":   durationRange(10*time.Millisecond, time.Minute),
 }
 
 // validateFlags checks every flag of flagRanges that app has, and reports
