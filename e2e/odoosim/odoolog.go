@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -258,3 +260,66 @@ func (h *odooHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *odooHandler) WithGroup(string) slog.Handler { return h }
+
+// Access writes werkzeug's access line of a request, as Odoo logs it from
+// the HTTP workers (the perf_info fields after it: queries, SQL time,
+// other time).
+func (l *OdooLog) Access(db string, r *http.Request, status int, took time.Duration) {
+	if l == nil {
+		return
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if db == "" {
+		db = "?"
+	}
+	line := fmt.Sprintf("%s %d INFO %s werkzeug: %s - - [%s] \"%s %s %s\" %d - 3 0.002 %.3f\n",
+		time.Now().Format("2006-01-02 15:04:05,000"), l.pid, db, host, time.Now().Format("02/Jan/2006 15:04:05"),
+		r.Method, r.URL.RequestURI(), r.Proto, status, took.Seconds())
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = io.WriteString(l.w, line)
+}
+
+// statusWriter remembers the status of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// accessLog logs every request of the web port but the stand-in's admin
+// ones as werkzeug does.
+func (s *Server) accessLog(next http.Handler) http.Handler {
+	if s.cfg.Log == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/__odoosim/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		begin := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.cfg.Log.Access(s.db, r, sw.status, time.Since(begin))
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"regexp"
 	"sync"
 	"testing"
 	"time"
@@ -64,6 +65,11 @@ func TestOdooLog(t *testing.T) {
 				t.Fatal(err)
 			}
 			s.LogCronRun(true)
+			if resp, err := http.Get(s.WebURL() + "/web/health"); err != nil {
+				t.Fatal(err)
+			} else {
+				resp.Body.Close()
+			}
 			resp, err := http.Post(s.WebURL()+"/__odoosim/fault?fault=cron_failure", "", nil)
 			if err != nil || resp.StatusCode != 200 {
 				t.Fatalf("cron_failure: %v %v", resp, err)
@@ -93,6 +99,9 @@ func TestOdooLog(t *testing.T) {
 			exc := map[string]string{}
 			var m odoolog.Match
 			p := odoolog.NewParser(0, func(r *odoolog.Record) {
+				if string(r.Logger) == "werkzeug" {
+					got["werkzeug "+string(r.DB)+" "+string(r.Message)]++
+				}
 				if e := cat.Match(r, &m); e != nil {
 					got[e.ID]++
 					exc[e.ID] = string(r.Exception)
@@ -111,6 +120,17 @@ func TestOdooLog(t *testing.T) {
 				"server_start": 3, "worker_alive": 2,
 				tt.started: 2, tt.done: 1, tt.failed: 1,
 				"boot_module_load_failed": 2, "boot_import_error": 4,
+			}
+			// A werkzeug access line as a real Odoo 17 writes it:
+			// 127.0.0.1 - - [02/Dec/2026 17:26:37] "GET /web/health HTTP/1.1" 200 - 6 0.011 0.119
+			access := 0
+			for k := range got {
+				if ok, _ := regexp.MatchString(`^werkzeug `+db+` 127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4} \d\d:\d\d:\d\d\] "GET /web/health HTTP/1\.1" 200 - \d+ \d+\.\d{3} \d+\.\d{3}$`, k); ok {
+					access++
+				}
+			}
+			if access != 1 {
+				t.Errorf("no werkzeug access line of /web/health in %v", got)
 			}
 			for id, n := range want {
 				if got[id] != n {

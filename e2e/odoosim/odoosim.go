@@ -220,7 +220,7 @@ func (s *Server) listen() error {
 	}
 	// Keep the ports across Stop/Restart.
 	s.webAddr, s.gevAddr = wl.Addr().String(), gl.Addr().String()
-	s.webSrv = &http.Server{Handler: s.webHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.webSrv = &http.Server{Handler: s.accessLog(s.webHandler()), ReadHeaderTimeout: 10 * time.Second}
 	s.geventSrv = &http.Server{Handler: s.geventHandler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.webSrv.Serve(wl) }()
 	go func() { _ = s.geventSrv.Serve(gl) }()
