@@ -35,16 +35,31 @@ type Config struct {
 }
 
 // RuleDefaults are the rule settings that have a default.
-type RuleDefaults struct {
-	// Cooldown is a pointer so that an explicit 0s (no cooldown) is told
-	// apart from an unset value (the default).
-	Cooldown          *model.Duration `yaml:"cooldown"`
-	MaxActionsPerHour int             `yaml:"max_actions_per_hour"`
-	Timeout           model.Duration  `yaml:"timeout"`
-	VerifyTimeout     model.Duration  `yaml:"verify_timeout"`
-	RetryInterval     model.Duration  `yaml:"retry_interval"`
-	RetryMaxInterval  model.Duration  `yaml:"retry_max_interval"`
-	MaxAttempts       int             `yaml:"max_attempts"`
+type RuleDefaults = RuleLimits
+
+// RuleLimits are a rule's limits; the ones a rule leaves unset (zero)
+// come from the defaults.
+type RuleLimits struct {
+	// Cooldown is the minimum time between an action that acted on a
+	// target and the next start of the same action there; an explicit 0s
+	// means none (a pointer, so that it is told apart from unset).
+	Cooldown *model.Duration `yaml:"cooldown"`
+	// MaxActionsPerHour bounds the rule's actions that acted in any
+	// sliding hour.
+	MaxActionsPerHour int `yaml:"max_actions_per_hour"`
+	// Timeout is the deadline of the action itself.
+	Timeout model.Duration `yaml:"timeout"`
+	// VerifyTimeout is how long the verify step may wait for the condition
+	// to clear.
+	VerifyTimeout model.Duration `yaml:"verify_timeout"`
+	// RetryInterval is the pause before the first re-evaluation of an
+	// episode that could not act yet (failed before acting, or nothing to
+	// do yet); it doubles up to RetryMaxInterval.
+	RetryInterval    model.Duration `yaml:"retry_interval"`
+	RetryMaxInterval model.Duration `yaml:"retry_max_interval"`
+	// MaxAttempts bounds the runs of one episode that did not act; the
+	// episode is then given up (result gave_up).
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 // Rule says which alerts run which action on which targets.
@@ -67,25 +82,8 @@ type Rule struct {
 	TargetLabel string `yaml:"target_label"`
 	// Targets is the allow-list of targets; required unless Target is set.
 	Targets []string `yaml:"targets"`
-	// Cooldown is the minimum time between an action that acted on a
-	// target and the next start of the same action there; an explicit 0s
-	// means none.
-	Cooldown *model.Duration `yaml:"cooldown"`
-	// MaxActionsPerHour bounds this rule's starts in any sliding hour.
-	MaxActionsPerHour int `yaml:"max_actions_per_hour"`
-	// Timeout is the deadline of the action itself.
-	Timeout model.Duration `yaml:"timeout"`
-	// VerifyTimeout is how long the verify step may wait for the condition
-	// to clear.
-	VerifyTimeout model.Duration `yaml:"verify_timeout"`
-	// RetryInterval is the pause before the first re-evaluation of an
-	// episode that could not act yet (failed before acting, or nothing to
-	// do yet); it doubles up to RetryMaxInterval.
-	RetryInterval    model.Duration `yaml:"retry_interval"`
-	RetryMaxInterval model.Duration `yaml:"retry_max_interval"`
-	// MaxAttempts bounds the runs of one episode that did not act; the
-	// episode is then given up (result gave_up).
-	MaxAttempts int `yaml:"max_attempts"`
+	// RuleLimits: cooldown, rate limit, deadlines, re-evaluation.
+	RuleLimits `yaml:",inline"`
 	// FollowUp names a rule run after this one succeeded (or dry-ran),
 	// with the same alert and through the same safety checks.
 	FollowUp string `yaml:"follow_up"`
@@ -171,7 +169,7 @@ func (c *Config) validate() error {
 	orDefault(&d.RetryInterval, model.Duration(DefaultRetryInterval))
 	orDefault(&d.RetryMaxInterval, model.Duration(DefaultRetryMaxInterval))
 	orDefault(&d.MaxAttempts, DefaultMaxAttempts)
-	if err := checkRuleValues("defaults: ", *d.Cooldown, d.MaxActionsPerHour, d.Timeout, d.VerifyTimeout, d.RetryInterval, d.RetryMaxInterval, d.MaxAttempts); err != nil {
+	if err := d.check("defaults: "); err != nil {
 		return err
 	}
 	if len(c.Rules) == 0 {
@@ -251,7 +249,7 @@ func (r *Rule) validate(d *RuleDefaults) error {
 	orDefault(&r.RetryInterval, d.RetryInterval)
 	orDefault(&r.RetryMaxInterval, d.RetryMaxInterval)
 	orDefault(&r.MaxAttempts, d.MaxAttempts)
-	if err := checkRuleValues("", *r.Cooldown, r.MaxActionsPerHour, r.Timeout, r.VerifyTimeout, r.RetryInterval, r.RetryMaxInterval, r.MaxAttempts); err != nil {
+	if err := r.check(""); err != nil {
 		return err
 	}
 	a, err := kind.New(&r.Params)
@@ -294,9 +292,10 @@ func inRange(name string, v model.Duration, lo, hi time.Duration) error {
 	return nil
 }
 
-// checkRuleValues checks the limits of a rule (or of the defaults, with
-// prefix "defaults: ").
-func checkRuleValues(prefix string, cooldown model.Duration, maxPerHour int, timeout, verifyTimeout, retry, retryMax model.Duration, attempts int) error {
+// check checks the limits of a rule (or of the defaults, with prefix
+// "defaults: ") against their ranges.
+func (l *RuleLimits) check(prefix string) error {
+	cooldown, maxPerHour, retry, retryMax, attempts := *l.Cooldown, l.MaxActionsPerHour, l.RetryInterval, l.RetryMaxInterval, l.MaxAttempts
 	if cooldown < 0 || time.Duration(cooldown) > 7*24*time.Hour {
 		return fmt.Errorf("%scooldown %s: must be between 0s (no cooldown) and 1w", prefix, cooldown)
 	}
@@ -308,8 +307,8 @@ func checkRuleValues(prefix string, cooldown model.Duration, maxPerHour int, tim
 		v      model.Duration
 		lo, hi time.Duration
 	}{
-		{"timeout", timeout, time.Second, time.Hour},
-		{"verify_timeout", verifyTimeout, time.Second, time.Hour},
+		{"timeout", l.Timeout, time.Second, time.Hour},
+		{"verify_timeout", l.VerifyTimeout, time.Second, time.Hour},
 		{"retry_interval", retry, time.Second, 24 * time.Hour},
 		{"retry_max_interval", retryMax, time.Second, 24 * time.Hour},
 	} {

@@ -54,18 +54,21 @@ func freeAddr(t *testing.T) string {
 // returns its base URL.
 func serve(t *testing.T, args ...string) string {
 	t.Helper()
-	url, _ := serveMetrics(t, args...)
+	url, _, _ := serveMetrics(t, args...)
 	return url
 }
 
-// serveMetrics is serve that also returns the healer's registry.
-func serveMetrics(t *testing.T, args ...string) (string, *prometheus.Registry) {
+// serveMetrics is serve that also returns the healer's registry and the
+// log of its authentication.
+func serveMetrics(t *testing.T, args ...string) (string, *prometheus.Registry, *syncBuffer) {
 	t.Helper()
 	addr := freeAddr(t)
 	f, err := parseFlags(append(args, "--config.file", writeFile(t, "healer.yml", testConfig), "--web.listen-address", addr))
 	if err != nil {
 		t.Fatal(err)
 	}
+	logs := &syncBuffer{}
+	f.logger = slog.New(slog.NewTextHandler(logs, nil))
 	a, err := newAuth(f)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +101,7 @@ func serveMetrics(t *testing.T, args ...string) (string, *prometheus.Registry) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return url, reg
+	return url, reg, logs
 }
 
 func post(t *testing.T, url string, set func(*http.Request)) int {
@@ -168,9 +171,11 @@ func TestAuth(t *testing.T) {
 
 // TestAuthFailuresCounted: every request with a missing or wrong bearer
 // token is counted in odoo_healer_auth_failures_total; good ones are not.
+// The log says it at most once per 10 s (a brute force does not flood
+// it).
 func TestAuthFailuresCounted(t *testing.T) {
 	const token = "s3cr3t-t0ken-for-tests"
-	url, reg := serveMetrics(t, "--auth.bearer-token-file", writeFile(t, "token", token))
+	url, reg, logs := serveMetrics(t, "--auth.bearer-token-file", writeFile(t, "token", token))
 	for _, tok := range []string{"", "wrong", "wrong-again", token} {
 		post(t, url, func(r *http.Request) {
 			if tok != "" {
@@ -190,6 +195,9 @@ func TestAuthFailuresCounted(t *testing.T) {
 	}
 	if got != 3 {
 		t.Errorf("odoo_healer_auth_failures_total = %v, want 3", got)
+	}
+	if n := strings.Count(logs.String(), "refused a request: bad credentials"); n != 1 {
+		t.Errorf("%d log lines for 3 refusals within 10 s, want 1:\n%s", n, logs.String())
 	}
 }
 
