@@ -648,11 +648,12 @@ rules:
     action: recycle_workers
     dry_run: true
     targets: [odoo-sim, odoo-worker]
+    params: {health_url: "{web}/web/health"}
   - name: restart
     match: {heal: restart_container}
     action: restart_container
     target: odoo-sim
-    params: {stop_timeout: 5s}
+    params: {stop_timeout: 5s, health_url: "{web}/web/health"}
 `
 
 func (s *Stack) startHealer(ctx context.Context) error {
@@ -674,7 +675,7 @@ func (s *Stack) startHealer(ctx context.Context) error {
 	}
 	s.AuditFile = filepath.Join(auditDir, "audit.log")
 	s.TokenFile = filepath.Join(confDir, "token")
-	if err := os.WriteFile(filepath.Join(confDir, "odoo_healer.yml"), []byte(HealerConfig), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(confDir, "odoo_healer.yml"), []byte(strings.ReplaceAll(HealerConfig, "{web}", s.WebURL)), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(s.TokenFile, []byte(healerToken+"\n"), 0o644); err != nil {
@@ -692,6 +693,7 @@ func (s *Stack) startHealer(ctx context.Context) error {
 			"--config.file=/etc/odoo_healer/odoo_healer.yml",
 			"--auth.bearer-token-file=/etc/odoo_healer/token",
 			"--audit.file=/var/log/odoo_healer/audit.log",
+			"--state.file=/var/log/odoo_healer/state.json",
 			"--web.listen-address=" + hostPort(s.Healer),
 			"--docker.host=unix://" + dockerSockIn,
 		},
