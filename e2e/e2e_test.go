@@ -20,14 +20,14 @@ import (
 )
 
 // forDivisor and forMax shorten every alert's "for" and "keep_firing_for"
-// (rules.Scale: divided by 8, at most a minute): the shipped 2–30 minutes
+// (rules.Scale: divided by 8, at most 30 s): the shipped 2–30 minutes
 // would make the suite last an hour. Their order is kept, so that a cause
 // (OdooDown, 2m → 15s) fires before its symptoms (OdooLongpollDown, 3m →
 // 22s) and Alertmanager inhibits them. The thresholds and range windows of
 // the expressions are the shipped ones.
 const (
 	forDivisor = 8
-	forMax     = time.Minute
+	forMax     = 30 * time.Second
 )
 
 // seedQuery is the runbook's own p95 query, which must return a value.

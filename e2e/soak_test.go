@@ -16,9 +16,9 @@ import (
 // the bus blip, and the quiet time after it in which an alert the blip
 // caused would fire.
 const (
-	soakHealthy = 150 * time.Second
+	soakHealthy = 120 * time.Second
 	soakBlip    = 20 * time.Second
-	soakAfter   = 90 * time.Second
+	soakAfter   = 75 * time.Second
 	// soakForMax cuts every "for" to 15 s, as the run on a real Odoo that
 	// found the false pages did; the exporter probes the bus at its
 	// shipped interval and Prometheus scrapes every 5 s.
