@@ -514,6 +514,12 @@ func (c *CronCollector) remember(db string, jobs []cronJob, running map[int64]ti
 		}
 	}
 	prev := c.runs[db]
+	if prev != nil && now.Before(prev.seen) {
+		// A concurrent scrape with a newer view was remembered first: this
+		// older view must not be compared with it.
+		c.emitRuns(db, prev, ch)
+		return
+	}
 	cur := &cronRuns{seen: now, jobs: make(map[int64]cronJobMemory, len(jobs)), byJob: map[string]float64{}}
 	if prev != nil {
 		cur.interrupted = prev.interrupted
@@ -537,7 +543,7 @@ func (c *CronCollector) remember(db string, jobs []cronJob, running map[int64]ti
 		if !ok {
 			continue
 		}
-		advanced := j.lastcall != nil && (p.lastcall == nil || *j.lastcall != *p.lastcall)
+		advanced := j.lastcall != nil && (p.lastcall == nil || *j.lastcall > *p.lastcall)
 		switch {
 		case advanced:
 			if p.due == nil {
@@ -558,10 +564,15 @@ func (c *CronCollector) remember(db string, jobs []cronJob, running map[int64]ti
 		}
 	}
 	c.runs[db] = cur
-	ch <- lateness
-	ch <- prometheus.MustNewConstMetric(cronInterruptedDesc, prometheus.CounterValue, cur.interrupted, db)
+	c.emitRuns(db, cur, ch)
+}
+
+// emitRuns sends the run metrics of db remembered in r.
+func (c *CronCollector) emitRuns(db string, r *cronRuns, ch chan<- prometheus.Metric) {
+	ch <- c.lateness.WithLabelValues(db).(prometheus.Histogram)
+	ch <- prometheus.MustNewConstMetric(cronInterruptedDesc, prometheus.CounterValue, r.interrupted, db)
 	if c.opts.PerJob {
-		for name, v := range cur.byJob {
+		for name, v := range r.byJob {
 			ch <- prometheus.MustNewConstMetric(cronJobInterruptedDesc, prometheus.CounterValue, v, db, name)
 		}
 	}

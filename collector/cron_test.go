@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // addCron inserts an active cron job named name due at nextcall (an SQL
@@ -437,5 +439,54 @@ func TestCronTriggerInsertIsNotRunning(t *testing.T) {
 	m := scrapeOnce(t, exp)
 	if got := m.value(t, "odoo_cron_running_jobs", "database", db); got != 0 {
 		t.Errorf("odoo_cron_running_jobs = %v with only a trigger insert open, want 0", got)
+	}
+}
+
+// TestCronRememberOrder feeds the collector's memory views out of order,
+// as two concurrent scrapes may: an older view remembered after a newer
+// one observes nothing and counts nothing.
+func TestCronRememberOrder(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	t0 := time.Unix(1_000_000, 0)
+	job := func(lastcall float64) []cronJob {
+		return []cronJob{{id: 1, name: "job", active: true, due: f(float64(t0.Unix()) - 600), lastcall: f(lastcall)}}
+	}
+	drain := func(c *CronCollector, jobs []cronJob, running map[int64]time.Time, now time.Time) {
+		ch := make(chan prometheus.Metric, 16)
+		c.remember("db", jobs, running, false, now, ch)
+		close(ch)
+		for range ch {
+		}
+	}
+	for _, tc := range []struct {
+		name                 string
+		late                 bool // the older view comes last
+		wantRuns, wantKilled uint64
+	}{
+		{"in order", false, 1, 0},
+		{"older view last", true, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewCronCollector(CronOptions{PerJob: true})
+			start := t0.Add(-30 * time.Second)
+			// Seen running, then completed (lastcall advanced).
+			drain(c, job(1), map[int64]time.Time{1: start}, t0)
+			drain(c, job(2), map[int64]time.Time{}, t0.Add(10*time.Second))
+			if tc.late {
+				// A scrape that read the database at t0+5s, running still.
+				drain(c, job(1), map[int64]time.Time{1: start}, t0.Add(5*time.Second))
+			}
+			drain(c, job(2), map[int64]time.Time{}, t0.Add(20*time.Second))
+			var m dto.Metric
+			if err := c.lateness.WithLabelValues("db").(prometheus.Histogram).Write(&m); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.GetHistogram().GetSampleCount(); got != tc.wantRuns {
+				t.Errorf("runs observed: %d, want %d", got, tc.wantRuns)
+			}
+			if got := c.runs["db"].interrupted; got != float64(tc.wantKilled) {
+				t.Errorf("interrupted: %v, want %d", got, tc.wantKilled)
+			}
+		})
 	}
 }

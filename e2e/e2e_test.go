@@ -20,14 +20,14 @@ import (
 )
 
 // forDivisor and forMax shorten every alert's "for" and "keep_firing_for"
-// (rules.Scale: divided by 8, at most a minute): the shipped 2–30 minutes
+// (rules.Scale: divided by 8, at most 30 s): the shipped 2–30 minutes
 // would make the suite last an hour. Their order is kept, so that a cause
 // (OdooDown, 2m → 15s) fires before its symptoms (OdooLongpollDown, 3m →
 // 22s) and Alertmanager inhibits them. The thresholds and range windows of
 // the expressions are the shipped ones.
 const (
 	forDivisor = 8
-	forMax     = time.Minute
+	forMax     = 30 * time.Second
 )
 
 // seedQuery is the runbook's own p95 query, which must return a value.
@@ -52,24 +52,8 @@ func TestChain(t *testing.T) {
 	rec := newRecorder()
 	defer rec.srv.Close()
 	// E2E_ODOO_VERSION selects the Odoo series imitated (16.0, 17.0, 18.0).
-	s, err := Start(ctx, Options{ForMax: forMax, ForDivisor: forDivisor, Logf: t.Logf, Version: os.Getenv("E2E_ODOO_VERSION"),
+	s := startStack(t, ctx, Options{ForMax: forMax, ForDivisor: forDivisor, Logf: t.Logf, Version: os.Getenv("E2E_ODOO_VERSION"),
 		Webhooks: []promtest.Webhook{{Name: "recorder", URL: rec.srv.URL}}})
-	if err != nil {
-		var pe *PartError
-		if errors.As(err, &pe) {
-			if dockertest.InCI() {
-				t.Fatalf("a part of the end-to-end stack is required in CI: %v", err)
-			}
-			t.Skipf("skipping: %v", err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			dump(t, s)
-		}
-		s.Close()
-	})
 	t.Logf("stack: exporter %s, healer %s, prometheus %s, alertmanager %s, odoo %s, proxy %s",
 		s.Exporter, s.Healer, s.Prom.URL(), s.AM.URL(), s.WebURL, s.Proxy.URL())
 
@@ -173,6 +157,31 @@ func TestChain(t *testing.T) {
 	}
 	t.Logf("dashboards: %d queries, %d returned data", len(panels.queries), panels.withData())
 	t.Logf("end to end in %v", time.Since(started).Round(time.Second))
+}
+
+// startStack starts the stack for a test, closed (after a dump on
+// failure) when the test ends. A missing part fails the test in CI and
+// skips it elsewhere.
+func startStack(t *testing.T, ctx context.Context, opts Options) *Stack {
+	t.Helper()
+	s, err := Start(ctx, opts)
+	if err != nil {
+		var pe *PartError
+		if errors.As(err, &pe) {
+			if dockertest.InCI() {
+				t.Fatalf("a part of the end-to-end stack is required in CI: %v", err)
+			}
+			t.Skipf("skipping: %v", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dump(t, s)
+		}
+		s.Close()
+	})
+	return s
 }
 
 func must(t *testing.T, err error) {

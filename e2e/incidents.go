@@ -147,7 +147,7 @@ RETURNING id`, name).Scan(&id)
 		conn.Close(ctx)
 		return 0, err
 	}
-	pid := conn.PgConn().PID()
+	pid := int64(conn.PgConn().PID())
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
