@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/odoo-exporter/odoo_exporter/internal/dockertest"
 	"github.com/odoo-exporter/odoo_exporter/internal/pgtest"
 	"github.com/odoo-exporter/odoo_exporter/internal/promtest"
+	"github.com/odoo-exporter/odoo_exporter/rules"
 )
 
 // Images the compose test builds FROM scratch from the host's Debian
@@ -310,6 +312,24 @@ func TestComposeOverlay(t *testing.T) {
 	}
 	t.Logf("docker-compose up in %v", time.Since(started).Round(time.Millisecond))
 
+	posted := false
+	t.Run("alertmanager-post", func(t *testing.T) {
+		am := fmt.Sprintf("http://127.0.0.1:%d", ports["alertmanager"])
+		if err := s.waitHTTP(ctx, "odoo_alertmanager_1", am+"/-/ready", ""); err != nil {
+			t.Fatal(err)
+		}
+		alert := `[{"labels":{"alertname":"ComposeRouteTest","heal":"end_blockers","database":"not_allowed","job":"odoo"},` +
+			`"annotations":{"summary":"compose test"}}]`
+		resp, err := http.Post(am+"/api/v2/alerts", "application/json", strings.NewReader(alert))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("posting an alert to Alertmanager: %s", resp.Status)
+		}
+		posted = true
+	})
 	t.Run("roles", func(t *testing.T) { checkComposeRoles(ctx, t, s) })
 
 	prom := promtest.API{URL: fmt.Sprintf("http://127.0.0.1:%d", ports["prometheus"])}
@@ -324,16 +344,41 @@ func TestComposeOverlay(t *testing.T) {
 		} {
 			waitQuery(ctx, t, prom, q)
 		}
-		var rules struct {
+		var loaded struct {
 			Groups []struct {
-				Rules []json.RawMessage `json:"rules"`
+				Rules []struct {
+					Name string `json:"name"`
+				} `json:"rules"`
 			} `json:"groups"`
 		}
-		if err := getJSON(ctx, prom.URL+"/api/v1/rules", "", &rules); err != nil {
+		if err := getJSON(ctx, prom.URL+"/api/v1/rules?type=alert", "", &loaded); err != nil {
 			t.Fatal(err)
 		}
-		if len(rules.Groups) == 0 {
-			t.Error("Prometheus loaded no rule group: the pack is not mounted")
+		var pack struct {
+			Groups []struct {
+				Rules []struct {
+					Alert string `yaml:"alert"`
+				} `yaml:"rules"`
+			} `yaml:"groups"`
+		}
+		if err := yaml.Unmarshal(rules.Pack(), &pack); err != nil {
+			t.Fatal(err)
+		}
+		want, got := map[string]bool{}, map[string]bool{}
+		for _, g := range pack.Groups {
+			for _, r := range g.Rules {
+				if r.Alert != "" {
+					want[r.Alert] = true
+				}
+			}
+		}
+		for _, g := range loaded.Groups {
+			for _, r := range g.Rules {
+				got[r.Name] = true
+			}
+		}
+		if len(want) == 0 || !reflect.DeepEqual(got, want) {
+			t.Errorf("Prometheus loaded the alerts %v, want the pack's %v", got, want)
 		}
 		var ams struct {
 			Active []struct {
@@ -377,26 +422,16 @@ func TestComposeOverlay(t *testing.T) {
 		}
 	})
 
-	// An alert with a heal label, posted to Alertmanager, reaches the
-	// healer through the overlay's route and token (it names a database
-	// outside the allow-list: audited, never acted on).
+	// The alert posted at the start (group_wait is the shipped 30s) has
+	// reached the healer through the overlay's route and token: it names a
+	// database outside the allow-list, so it is audited, never acted on.
 	t.Run("alertmanager-to-healer", func(t *testing.T) {
-		am := fmt.Sprintf("http://127.0.0.1:%d", ports["alertmanager"])
-		if err := s.waitHTTP(ctx, "odoo_alertmanager_1", am+"/-/ready", ""); err != nil {
-			t.Fatal(err)
+		if !posted {
+			t.Fatal("the alert could not be posted to Alertmanager")
 		}
-		alert := `[{"labels":{"alertname":"ComposeRouteTest","heal":"end_blockers","database":"not_allowed","job":"odoo"},` +
-			`"annotations":{"summary":"compose test"}}]`
-		resp, err := http.Post(am+"/api/v2/alerts", "application/json", strings.NewReader(alert))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("posting an alert to Alertmanager: %s", resp.Status)
-		}
-		// group_wait is the shipped 30s.
-		waitMetric(ctx, t, healer, healerToken, `odoo_healer_actions_total{action="end_blockers",result="rejected_target"}`)
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		waitMetric(wctx, t, healer, healerToken, `odoo_healer_actions_total{action="end_blockers",result="rejected_target"}`)
 	})
 }
 
@@ -639,6 +674,8 @@ func buildHostImage(ctx context.Context, s *Stack, tag, entry string, extra ...s
 // shipped prometheus.yml is 30s).
 func waitQuery(ctx context.Context, t *testing.T, api promtest.API, expr string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	var last error
 	for ctx.Err() == nil {
 		got, err := api.Query(ctx, expr)
