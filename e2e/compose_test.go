@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/build"
 	"github.com/docker/docker/api/types/container"
 	"github.com/jackc/pgx/v5"
 	"gopkg.in/yaml.v3"
@@ -542,21 +539,17 @@ func checkComposeRoles(ctx context.Context, t *testing.T, s *Stack) {
 
 // buildHostImage builds tag FROM scratch with a binary of the host and the
 // shared libraries ldd lists for it, as entrypoint, and the host's files
-// extra (glob patterns) at their paths; with an empty entry, psql and busybox (as /bin/sh
-// and the applets init-roles.sh runs).
+// extra (glob patterns) at their paths; with an empty entry, psql and
+// busybox (as /bin/sh and the applets init-roles.sh runs).
 func buildHostImage(ctx context.Context, s *Stack, tag, entry string, extra ...string) error {
-	type file struct {
-		name, link string
-		mode       int64
-		data       []byte
-	}
-	var files []file
+	files := map[string]dockertest.File{}
 	add := func(src, dst string, mode int64) error {
 		b, err := os.ReadFile(src)
 		if err != nil {
 			return fmt.Errorf("e2e: image %s: %w", tag, err)
 		}
-		files = append(files, file{name: strings.TrimPrefix(dst, "/"), mode: mode, data: b})
+		name := "rootfs/" + strings.TrimPrefix(dst, "/")
+		files[name] = dockertest.File{Name: name, Mode: mode, Data: b}
 		return nil
 	}
 	withLibs := func(bin, dst string) error {
@@ -609,65 +602,20 @@ func buildHostImage(ctx context.Context, s *Stack, tag, entry string, extra ...s
 		if err := withLibs(filepath.Join(bin, "psql"), "/usr/bin/psql"); err != nil {
 			return err
 		}
-		busybox := "/bin/busybox"
-		if err := add(busybox, busybox, 0o755); err != nil {
-			return err
-		}
-		for _, applet := range []string{"sh", "tr", "sleep", "chown", "chmod", "echo"} {
-			files = append(files, file{name: "bin/" + applet, link: "busybox"})
+		// busybox runs the applet its name says (a copy each: the
+		// build context has no links).
+		for _, applet := range []string{"sh", "tr", "sleep", "chown", "chmod"} {
+			if err := add("/bin/busybox", "/bin/"+applet, 0o755); err != nil {
+				return err
+			}
 		}
 		dockerfile += "ENV PATH=/usr/bin:/bin\n"
 	}
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "Dockerfile", Mode: 0o644, Size: int64(len(dockerfile)), Typeflag: tar.TypeReg}); err != nil {
-		return err
-	}
-	if _, err := tw.Write([]byte(dockerfile)); err != nil {
-		return err
-	}
-	seen := map[string]bool{}
+	all := []dockertest.File{{Name: "Dockerfile", Data: []byte(dockerfile)}}
 	for _, f := range files {
-		if seen[f.name] {
-			continue
-		}
-		seen[f.name] = true
-		h := &tar.Header{Name: "rootfs/" + f.name, Mode: f.mode, Size: int64(len(f.data)), Typeflag: tar.TypeReg}
-		if f.link != "" {
-			h = &tar.Header{Name: "rootfs/" + f.name, Mode: 0o777, Linkname: f.link, Typeflag: tar.TypeSymlink}
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			return err
-		}
+		all = append(all, f)
 	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	resp, err := s.Docker.Client().ImageBuild(ctx, &buf, build.ImageBuildOptions{
-		Tags: []string{tag}, Version: build.BuilderV1, Remove: true, ForceRemove: true,
-	})
-	if err != nil {
-		return fmt.Errorf("e2e: building %s: %w", tag, err)
-	}
-	defer resp.Body.Close()
-	dec := json.NewDecoder(resp.Body)
-	for {
-		var msg struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&msg); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return fmt.Errorf("e2e: building %s: %w", tag, err)
-		}
-		if msg.Error != "" {
-			return fmt.Errorf("e2e: building %s: %s", tag, msg.Error)
-		}
-	}
+	return s.Docker.BuildContext(ctx, tag, all...)
 }
 
 // waitQuery waits until expr returns a sample (the scrape interval of the
