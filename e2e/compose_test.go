@@ -13,7 +13,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -91,27 +90,8 @@ func TestComposeOverlay(t *testing.T) {
 	s := &Stack{root: root, dir: dir, opts: Options{Version: "18.0"}}
 	t.Cleanup(s.Close)
 
-	// PostgreSQL, the binaries and dockerd in parallel.
-	var (
-		wg                sync.WaitGroup
-		pgErr, bErr, dErr error
-		binDir            = filepath.Join(dir, "context", "bin")
-	)
-	wg.Add(3)
-	go func() { defer wg.Done(); pgErr = composePostgres(ctx, s) }()
-	go func() { defer wg.Done(); bErr = s.buildBinaries(ctx, binDir) }()
-	go func() {
-		defer wg.Done()
-		d, err := dockertest.Start()
-		if err != nil {
-			dErr = &PartError{"dockerd", err}
-			return
-		}
-		s.Docker = d
-		s.onClose(d.Close)
-	}()
-	wg.Wait()
-	if err := errors.Join(pgErr, bErr, dErr); err != nil {
+	binDir := filepath.Join(dir, "context", "bin")
+	if err := s.startBase(ctx, binDir, func(ctx context.Context) error { return composePostgres(ctx, s) }); err != nil {
 		var pe *PartError
 		if errors.As(err, &pe) {
 			skipOrFail(pe)
