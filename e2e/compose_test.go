@@ -307,7 +307,15 @@ func TestComposeOverlay(t *testing.T) {
 		}
 		posted = true
 	})
-	t.Run("roles", func(t *testing.T) { checkComposeRoles(ctx, t, s) })
+	t.Run("roles", func(t *testing.T) {
+		checkComposeRoles(ctx, t, s)
+		// Run again (as after creating a database): idempotent.
+		out, err := dc("run", "--rm", "odoo-monitoring-init")
+		if err != nil || !strings.Contains(string(out), "granted odoo_exporter and odoo_healer in database odoo") {
+			t.Fatalf("odoo-monitoring-init run again: %v\n%s", err, out)
+		}
+		checkComposeRoles(ctx, t, s)
+	})
 
 	prom := promtest.API{URL: fmt.Sprintf("http://127.0.0.1:%d", ports["prometheus"])}
 	t.Run("scrape", func(t *testing.T) {
