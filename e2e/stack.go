@@ -211,33 +211,8 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	}
 	start := time.Now()
 
-	// PostgreSQL and the binaries in parallel with dockerd.
-	var (
-		wg           sync.WaitGroup
-		pgErr, bErr  error
-		dockerErr    error
-		binDir       = filepath.Join(s.dir, "context", "bin")
-		binariesDone = make(chan struct{})
-	)
-	wg.Add(3)
-	go func() { defer wg.Done(); pgErr = s.startPostgres(ctx) }()
-	go func() { defer wg.Done(); defer close(binariesDone); bErr = s.buildBinaries(ctx, binDir) }()
-	go func() {
-		defer wg.Done()
-		d, err := dockertest.Start()
-		if err != nil {
-			dockerErr = &PartError{"dockerd", err}
-			return
-		}
-		s.Docker = d
-		s.onClose(d.Close)
-	}()
-	wg.Wait()
-	if err := errors.Join(pgErr, bErr, dockerErr); err != nil {
-		var pe *PartError
-		if errors.As(err, &pe) {
-			return nil, pe
-		}
+	binDir := filepath.Join(s.dir, "context", "bin")
+	if err := s.startBase(ctx, binDir, s.startPostgres); err != nil {
 		return nil, err
 	}
 	s.logf("postgresql, dockerd and binaries ready in %v", time.Since(start).Round(time.Millisecond))
@@ -284,6 +259,37 @@ func Start(ctx context.Context, opts Options) (_ *Stack, err error) {
 	s.onClose(s.cron.stop)
 	s.logf("stack up in %v", time.Since(start).Round(time.Millisecond))
 	return s, nil
+}
+
+// startBase runs startPG, builds the binaries into binDir and starts
+// dockerd, in parallel. A part that cannot start is a *PartError.
+func (s *Stack) startBase(ctx context.Context, binDir string, startPG func(context.Context) error) error {
+	var (
+		wg                     sync.WaitGroup
+		pgErr, bErr, dockerErr error
+	)
+	wg.Add(3)
+	go func() { defer wg.Done(); pgErr = startPG(ctx) }()
+	go func() { defer wg.Done(); bErr = s.buildBinaries(ctx, binDir) }()
+	go func() {
+		defer wg.Done()
+		d, err := dockertest.Start()
+		if err != nil {
+			dockerErr = &PartError{"dockerd", err}
+			return
+		}
+		s.Docker = d
+		s.onClose(d.Close)
+	}()
+	wg.Wait()
+	if err := errors.Join(pgErr, bErr, dockerErr); err != nil {
+		var pe *PartError
+		if errors.As(err, &pe) {
+			return pe
+		}
+		return err
+	}
+	return nil
 }
 
 // Close stops everything, in the reverse order of start.

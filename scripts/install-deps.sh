@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need, when missing: PostgreSQL
 # (ephemeral clusters), Docker's engine (docker.io), nginx, Prometheus
-# (promtool, e2e), Alertmanager, a C compiler (go test -race needs cgo) and busybox-static (the shell of the Odoo stand-in image). Safe to run again: it installs only what
+# (promtool, e2e), Alertmanager, a C compiler (go test -race needs cgo),
+# busybox-static (the shell of the Odoo stand-in image) and docker-compose
+# (1.29: e2e/compose_test.go brings examples/compose up). Safe to run again: it installs only what
 # is missing. Needs root (or sudo) on Debian/Ubuntu.
 set -euo pipefail
 
@@ -14,6 +16,7 @@ have promtool || need+=(prometheus)
 have prometheus-alertmanager || need+=(prometheus-alertmanager)
 have gcc || need+=(gcc libc6-dev)
 [ -x /bin/busybox ] || have busybox || need+=(busybox-static)
+have docker-compose || need+=(docker-compose)
 
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-deps: all test dependencies present"

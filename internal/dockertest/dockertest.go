@@ -312,7 +312,12 @@ func (d *Daemon) BuildImage(ctx context.Context, tag, goPackage string, files ..
 	}
 	dockerfile += "ENTRYPOINT [\"/app\"]\n"
 	all = append(all, File{Name: "Dockerfile", Data: []byte(dockerfile)})
+	return d.BuildContext(ctx, tag, all...)
+}
 
+// BuildContext builds the image tag from a build context of files, which
+// must hold the Dockerfile, with the classic builder.
+func (d *Daemon) BuildContext(ctx context.Context, tag string, all ...File) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for _, f := range all {
