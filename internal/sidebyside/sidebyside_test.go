@@ -204,8 +204,9 @@ func bins(b *testing.B) (ours, theirs string) {
 // log_connections; maxConns raises max_connections (restart).
 func cluster(b *testing.B, maxConns int) *pgtest.Cluster {
 	c := pgtest.New(b)
-	c.Exec(b, "postgres", fmt.Sprintf(`CREATE ROLE %s LOGIN SUPERUSER; CREATE ROLE %s LOGIN SUPERUSER;
-ALTER SYSTEM SET log_connections = on; ALTER SYSTEM SET max_connections = %d`, oursRole, theirsRole, maxConns))
+	c.Exec(b, "postgres", fmt.Sprintf(`CREATE ROLE %s LOGIN SUPERUSER; CREATE ROLE %s LOGIN SUPERUSER`, oursRole, theirsRole))
+	c.Exec(b, "postgres", "ALTER SYSTEM SET log_connections = on")
+	c.Exec(b, "postgres", fmt.Sprintf("ALTER SYSTEM SET max_connections = %d", maxConns))
 	if err := c.Stop(); err != nil {
 		b.Fatal(err)
 	}
