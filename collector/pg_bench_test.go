@@ -26,10 +26,10 @@ func benchCollectors() []string {
 	return []string{"pg", "pg_activity", "pg_locks", "cron", "modules"}
 }
 
-// BenchmarkScrapeOneDatabase: one scrape of the PostgreSQL collectors on a
-// database with 100 cron jobs (10 overdue, 1 running), 200 client backends
-// and 20 of them waiting for a lock.
-func BenchmarkScrapeOneDatabase(b *testing.B) {
+// oneDatabase makes an Odoo 17 database with 100 cron jobs (10 overdue,
+// 1 running), 200 client backends and 20 of them waiting for a lock, and
+// returns its name; the backends end with b.
+func oneDatabase(b *testing.B) string {
 	db := cluster.OdooDB(b, "17.0")
 	ctx := context.Background()
 	setup := cluster.Connect(b, db)
@@ -53,10 +53,19 @@ INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(
 	cron := conns[21]
 	mustExecTB(b, cron, "BEGIN")
 	mustExecTB(b, cron, "SELECT * FROM ir_cron WHERE id in (5) FOR NO KEY UPDATE SKIP LOCKED")
+	b.Cleanup(func() {
+		mustExecTB(b, blocker, "ROLLBACK")
+		mustExecTB(b, cron, "ROLLBACK")
+	})
+	return db
+}
 
-	exp := newTestExporter(b, cluster.DSN(db, ""), "", pgCollectors...)
+// checkOneDatabase fails b unless a scrape of exp sees what oneDatabase
+// made.
+func checkOneDatabase(b *testing.B, exp *Exporter, db string) {
 	eventually(b, 10*time.Second, "20 waiters", func() bool {
-		return scrapeOnce(b, exp).value(b, "odoo_pg_lock_waiting_backends", "database", db) == 20
+		m := scrapeOnce(b, exp)
+		return m.has("odoo_cron_jobs") && m.value(b, "odoo_pg_lock_waiting_backends", "database", db) == 20
 	})
 	m := scrapeOnce(b, exp)
 	if got := m.value(b, "odoo_cron_jobs", "database", db); got != 100 {
@@ -65,9 +74,50 @@ INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(
 	if got := m.value(b, "odoo_cron_running_jobs", "database", db); got != 1 {
 		b.Fatalf("odoo_cron_running_jobs = %v", got)
 	}
-	benchScrape(b, exp)
-	mustExecTB(b, blocker, "ROLLBACK")
-	mustExecTB(b, cron, "ROLLBACK")
+}
+
+// BenchmarkScrapeOneDatabase: one scrape of the PostgreSQL collectors on
+// the database of oneDatabase, the DSN naming it.
+func BenchmarkScrapeOneDatabase(b *testing.B) {
+	db := oneDatabase(b)
+	src := newSource(b, cluster.DSN(db, ""), "")
+	exp, err := New(Deps{Logger: testLogger(), PG: src}, pgCollectors...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	checkOneDatabase(b, exp, db)
+	benchScrape(b, exp, src)
+}
+
+// BenchmarkScrapeREADMESetup: the README's setup, the DSN naming the
+// postgres database and the default 4 connections, on the database of
+// oneDatabase: --odoo.database=<name>, --odoo.database=all (background
+// passes every minute, the default) and --odoo.database=all with
+// --odoo.database-refresh-interval=0s. sessions/scrape is what a warm
+// scrape opens (0 is the aim).
+func BenchmarkScrapeREADMESetup(b *testing.B) {
+	db := oneDatabase(b)
+	for _, tc := range []struct {
+		name, database string
+		refresh        time.Duration
+	}{
+		{"named", db, 0},
+		{"all", postgres.AllDatabases, DefaultDatabaseRefresh},
+		{"all-per-scrape", postgres.AllDatabases, 0},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			src := newSource(b, cluster.DSN("postgres", ""), tc.database)
+			exp, err := New(Deps{Logger: testLogger(), PG: src, DatabaseRefresh: tc.refresh}, pgCollectors...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if tc.refresh > 0 {
+				exp.runPass(context.Background())
+			}
+			checkOneDatabase(b, exp, db)
+			benchScrape(b, exp, src)
+		})
+	}
 }
 
 // BenchmarkScrape200Databases: one scrape of 200 Odoo databases of one
@@ -75,22 +125,13 @@ INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(
 // connections, collected in the scrape (per-scrape) or answered from a
 // background pass (background, --odoo.database-refresh-interval).
 func BenchmarkScrape200Databases(b *testing.B) {
-	c, err := pgtest.Start()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	c.CreateOdooDB(b, "template_odoo", "17.0")
-	c.Exec(b, "template_odoo", `INSERT INTO ir_act_server (name) SELECT jsonb_build_object('en_US', 'job ' || g) FROM generate_series(1, 20) g;
+	c := pgtest.New(b)
+	c.OdooDBs(b, "odoo", "17.0", 200, `INSERT INTO ir_act_server (name) SELECT jsonb_build_object('en_US', 'job ' || g) FROM generate_series(1, 20) g;
 INSERT INTO ir_cron (ir_actions_server_id, cron_name, user_id, nextcall)
 SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM generate_series(1, 20) g`)
-	c.Exec(b, "postgres", "UPDATE pg_database SET datallowconn = false WHERE datname = 'template_odoo'")
-	for i := range 200 {
-		c.Exec(b, "postgres", fmt.Sprintf("CREATE DATABASE odoo_%03d TEMPLATE template_odoo", i))
-	}
 	b.Run("per-scrape", func(b *testing.B) {
 		exp, src := bench200Exporter(b, c, 0)
-		benchScrape(b, exp)
+		benchScrape(b, exp, src)
 		if n := src.OpenConns(); n > 4 {
 			b.Fatalf("%d connections open, want <= 4", n)
 		}
@@ -104,7 +145,7 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 		begin := time.Now()
 		exp.runPass(context.Background())
 		pass := time.Since(begin)
-		benchScrape(b, exp)
+		benchScrape(b, exp, src)
 		b.ReportMetric(pass.Seconds(), "pass-s")
 		if n := src.OpenConns(); n > 4 {
 			b.Fatalf("%d connections open, want <= 4", n)
@@ -118,7 +159,7 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 			exp.runPass(context.Background())
 			done <- time.Since(begin)
 		}()
-		benchScrape(b, exp)
+		benchScrape(b, exp, src)
 		select {
 		case pass := <-done:
 			b.Fatalf("the pass (%s) ended before the scrapes: they were not measured during a pass", pass)
@@ -157,9 +198,10 @@ func bench200Exporter(b *testing.B, c *pgtest.Cluster, refresh time.Duration) (*
 }
 
 // benchScrape times scrapes and reports the median and the 90th
-// percentile besides Go's mean.
-func benchScrape(b *testing.B, exp *Exporter) {
+// percentile besides Go's mean, and the sessions src opened per scrape.
+func benchScrape(b *testing.B, exp *Exporter, src *postgres.Source) {
 	var durations []time.Duration
+	opened := src.SessionsOpened()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -177,6 +219,7 @@ func benchScrape(b *testing.B, exp *Exporter) {
 		}
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(src.SessionsOpened()-opened)/float64(len(durations)), "sessions/scrape")
 	sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
 	b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(durations[len(durations)*9/10].Microseconds())/1000, "p90-ms")
