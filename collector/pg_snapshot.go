@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/odoo-exporter/odoo_exporter/postgres"
 )
 
@@ -149,8 +151,18 @@ func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PG
 	if len(s.Databases) == 0 {
 		return s, nil
 	}
+	waitstart := "waitstart"
+	if s.ServerVersionNum < 140000 {
+		waitstart = "NULL::timestamptz"
+	}
 	err := src.WithConn(ctx, "", func(q postgres.Queryer) error {
-		rows, err := q.Query(ctx, pgDeadlocksSQL, s.Databases)
+		// One round trip, one transaction.
+		batch := &pgx.Batch{}
+		batch.Queue(pgDeadlocksSQL, s.Databases)
+		batch.Queue(fmt.Sprintf(pgBackendsSQL, waitstart), s.Databases)
+		br := q.SendBatch(ctx, batch)
+		defer br.Close()
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
@@ -169,11 +181,7 @@ func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PG
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		waitstart := "waitstart"
-		if s.ServerVersionNum < 140000 {
-			waitstart = "NULL::timestamptz"
-		}
-		rows, err = q.Query(ctx, fmt.Sprintf(pgBackendsSQL, waitstart), s.Databases)
+		rows, err = br.Query()
 		if err != nil {
 			return err
 		}
@@ -209,7 +217,10 @@ func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PG
 			}
 			s.Backends = append(s.Backends, b)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return br.Close()
 	})
 	if err != nil {
 		return nil, err
