@@ -14,23 +14,6 @@ import (
 	"github.com/odoo-exporter/odoo_exporter/postgres"
 )
 
-// scrapeWithin runs one scrape bounded by d, as the handler does with
-// Prometheus' timeout.
-func scrapeWithin(t testing.TB, exp *Exporter, d time.Duration) metrics {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(exp.Scrape(ctx)); err != nil {
-		t.Fatalf("register: %v", err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	return mfs
-}
-
 // lockModules makes every query on ir_module_module of db wait until the
 // returned function is called (as during a module upgrade).
 func lockModules(t *testing.T, c *pgtest.Cluster, db string) func() {

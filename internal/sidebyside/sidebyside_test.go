@@ -254,13 +254,17 @@ func has(body, metric string) error {
 	return nil
 }
 
-func ok(body string) error {
-	for _, line := range strings.Split(body, "\n") {
-		if strings.HasPrefix(line, "odoo_exporter_collector_success") && strings.HasSuffix(line, " 0") {
-			return fmt.Errorf("a collector failed: %s", line)
+// succeeded returns a check of odoo_exporter's scrapes: every collector
+// succeeded and the scrape has the sample want.
+func succeeded(want string) func(body string) error {
+	return func(body string) error {
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "odoo_exporter_collector_success") && strings.HasSuffix(line, " 0") {
+				return fmt.Errorf("a collector failed: %s", line)
+			}
 		}
+		return has(body, want)
 	}
-	return nil
 }
 
 // BenchmarkSideBySide: the cases of docs/benchmarks.md.
@@ -293,12 +297,7 @@ func BenchmarkSideBySide(b *testing.B) {
 					}
 					time.Sleep(100 * time.Millisecond)
 				}
-				compare(b, c, ours, theirs, func(body string) error {
-					if err := ok(body); err != nil {
-						return err
-					}
-					return has(body, `odoo_pg_lock_waiting_backends{database="`+db+`"} 20`)
-				})
+				compare(b, c, ours, theirs, succeeded(`odoo_pg_lock_waiting_backends{database="`+db+`"} 20`))
 			})
 		}
 	})
@@ -328,12 +327,7 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 					}
 					time.Sleep(100 * time.Millisecond)
 				}
-				compare(b, c, ours, theirs, func(body string) error {
-					if err := ok(body); err != nil {
-						return err
-					}
-					return has(body, "odoo_databases 200")
-				})
+				compare(b, c, ours, theirs, succeeded("odoo_databases 200"))
 			})
 		}
 	})
@@ -346,11 +340,6 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 		theirs := start(b, "postgres_exporter", theirsBin, []string{"DATA_SOURCE_NAME=" + pgDSN(c, db, theirsRole)})
 		ours := start(b, "odoo_exporter", oursBin, []string{"ODOO_EXPORTER_PG_DSN=" + c.DSN("postgres", oursRole)},
 			"--odoo.database="+db, "--no-collector.http", "--no-collector.assets", "--no-collector.longpoll")
-		compare(b, c, ours, theirs, func(body string) error {
-			if err := ok(body); err != nil {
-				return err
-			}
-			return has(body, `odoo_pg_backends{database="`+db+`",state="idle"} 979`)
-		})
+		compare(b, c, ours, theirs, succeeded(`odoo_pg_backends{database="`+db+`",state="idle"} 979`))
 	})
 }
