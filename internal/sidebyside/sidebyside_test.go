@@ -327,7 +327,14 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 					}
 					time.Sleep(100 * time.Millisecond)
 				}
-				compare(b, c, ours, theirs, succeeded("odoo_databases 200"))
+				check := succeeded("odoo_databases 200")
+				if tc.refresh != "" {
+					// A pass longer than the interval is cut there and
+					// fails the database collectors (documented): only the
+					// count is checked.
+					check = func(body string) error { return has(body, "odoo_databases 200") }
+				}
+				compare(b, c, ours, theirs, check)
 			})
 		}
 	})
