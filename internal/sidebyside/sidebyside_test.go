@@ -247,6 +247,21 @@ func backends(b *testing.B, c *pgtest.Cluster, db string, n int) {
 	}
 }
 
+// waitFor scrapes e until its answer has want (a minute at most).
+func waitFor(b *testing.B, e *exporter, want string) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		body, err := e.scrape()
+		if err == nil && strings.Contains(body, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: no %s after a minute", e.name, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func has(body, metric string) error {
 	if !strings.Contains(body, metric) {
 		return fmt.Errorf("no %s in the scrape", metric)
@@ -291,13 +306,10 @@ func BenchmarkSideBySide(b *testing.B) {
 					args = append(args, "--odoo.database="+tc.database)
 				}
 				ours := start(b, "odoo_exporter", oursBin, []string{"ODOO_EXPORTER_PG_DSN=" + c.DSN(tc.dsnDB, oursRole)}, args...)
-				for range 100 { // the first background pass (readme-all)
-					if body, _ := ours.scrape(); strings.Contains(body, "odoo_cron_jobs{") {
-						break
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
-				compare(b, c, ours, theirs, succeeded(`odoo_pg_lock_waiting_backends{database="`+db+`"} 20`))
+				waitFor(b, ours, "odoo_cron_jobs{") // the first background pass (readme-all)
+				want := `odoo_pg_lock_waiting_backends{database="` + db + `"} 20`
+				waitFor(b, ours, want)
+				compare(b, c, ours, theirs, succeeded(want))
 			})
 		}
 	})
@@ -321,12 +333,7 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 					args = append(args, "--odoo.database-refresh-interval="+tc.refresh)
 				}
 				ours := start(b, "odoo_exporter", oursBin, []string{"ODOO_EXPORTER_PG_DSN=" + c.DSN("postgres", oursRole)}, args...)
-				for range 600 {
-					if body, _ := ours.scrape(); strings.Contains(body, "odoo_exporter_database_pass_timestamp_seconds") {
-						break
-					}
-					time.Sleep(100 * time.Millisecond)
-				}
+				waitFor(b, ours, "odoo_exporter_database_pass_timestamp_seconds")
 				check := succeeded("odoo_databases 200")
 				if tc.refresh != "" {
 					// A pass longer than the interval is cut there and
@@ -347,6 +354,8 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 		theirs := start(b, "postgres_exporter", theirsBin, []string{"DATA_SOURCE_NAME=" + pgDSN(c, db, theirsRole)})
 		ours := start(b, "odoo_exporter", oursBin, []string{"ODOO_EXPORTER_PG_DSN=" + c.DSN("postgres", oursRole)},
 			"--odoo.database="+db, "--no-collector.http", "--no-collector.assets", "--no-collector.longpoll")
-		compare(b, c, ours, theirs, succeeded(`odoo_pg_backends{database="`+db+`",state="idle"} 979`))
+		want := `odoo_pg_lock_waiting_backends{database="` + db + `"} 20`
+		waitFor(b, ours, want)
+		compare(b, c, ours, theirs, succeeded(want))
 	})
 }
