@@ -29,10 +29,10 @@ func benchCollectors() []string {
 // oneDatabase makes an Odoo 17 database with 100 cron jobs (10 overdue,
 // 1 running), 200 client backends and 20 of them waiting for a lock, and
 // returns its name; the backends end with b.
-func oneDatabase(b *testing.B) string {
-	db := cluster.OdooDB(b, "17.0")
+func oneDatabase(b *testing.B, c *pgtest.Cluster) string {
+	db := c.OdooDB(b, "17.0")
 	ctx := context.Background()
-	setup := cluster.Connect(b, db)
+	setup := c.Connect(b, db)
 	if _, err := setup.Exec(ctx, `INSERT INTO ir_act_server (name) SELECT jsonb_build_object('en_US', 'job ' || g) FROM generate_series(1, 100) g;
 INSERT INTO ir_cron (ir_actions_server_id, cron_name, user_id, nextcall)
 SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' + (CASE WHEN g <= 10 THEN -1 ELSE 1 END) * interval '1 hour' FROM generate_series(1, 100) g;
@@ -42,7 +42,7 @@ INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(
 	// 200 backends: a blocker holding 20 rows, 20 waiters, 179 idle.
 	conns := make([]*pgx.Conn, 0, 200)
 	for range 200 {
-		conns = append(conns, cluster.Connect(b, db))
+		conns = append(conns, c.Connect(b, db))
 	}
 	blocker := conns[0]
 	mustExecTB(b, blocker, "BEGIN")
@@ -79,7 +79,7 @@ func checkOneDatabase(b *testing.B, exp *Exporter, db string) {
 // BenchmarkScrapeOneDatabase: one scrape of the PostgreSQL collectors on
 // the database of oneDatabase, the DSN naming it.
 func BenchmarkScrapeOneDatabase(b *testing.B) {
-	db := oneDatabase(b)
+	db := oneDatabase(b, cluster)
 	src := newSource(b, cluster.DSN(db, ""), "")
 	exp, err := New(Deps{Logger: testLogger(), PG: src}, pgCollectors...)
 	if err != nil {
@@ -94,9 +94,10 @@ func BenchmarkScrapeOneDatabase(b *testing.B) {
 // oneDatabase: --odoo.database=<name>, --odoo.database=all (background
 // passes every minute, the default) and --odoo.database=all with
 // --odoo.database-refresh-interval=0s. sessions/scrape is what a warm
-// scrape opens (0 is the aim).
+// scrape opens (0 is the aim). The cluster holds that database only.
 func BenchmarkScrapeREADMESetup(b *testing.B) {
-	db := oneDatabase(b)
+	c := pgtest.New(b)
+	db := oneDatabase(b, c)
 	for _, tc := range []struct {
 		name, database string
 		refresh        time.Duration
@@ -106,7 +107,7 @@ func BenchmarkScrapeREADMESetup(b *testing.B) {
 		{"all-per-scrape", postgres.AllDatabases, 0},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			src := newSource(b, cluster.DSN("postgres", ""), tc.database)
+			src := newSource(b, c.DSN("postgres", ""), tc.database)
 			exp, err := New(Deps{Logger: testLogger(), PG: src, DatabaseRefresh: tc.refresh}, pgCollectors...)
 			if err != nil {
 				b.Fatal(err)
