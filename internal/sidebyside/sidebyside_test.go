@@ -289,12 +289,18 @@ func BenchmarkSideBySide(b *testing.B) {
 		return strings.Replace(c.DSN(db, role), "postgres://", "postgresql://", 1)
 	}
 
-	b.Run("one-database", func(b *testing.B) {
-		c := cluster(b, 400)
+	// oneDatabase: a cluster holding one Odoo database with 100 jobs and
+	// n backends, and postgres_exporter on it.
+	oneDatabase := func(b *testing.B, maxConns, n int) (*pgtest.Cluster, string, *exporter) {
+		c := cluster(b, maxConns)
 		db := c.OdooDB(b, "17.0")
 		c.Exec(b, db, jobsSQL)
-		backends(b, c, db, 224)
-		theirs := start(b, "postgres_exporter", theirsBin, []string{"DATA_SOURCE_NAME=" + pgDSN(c, db, theirsRole)})
+		backends(b, c, db, n)
+		return c, db, start(b, "postgres_exporter", theirsBin, []string{"DATA_SOURCE_NAME=" + pgDSN(c, db, theirsRole)})
+	}
+
+	b.Run("one-database", func(b *testing.B) {
+		c, db, theirs := oneDatabase(b, 400, 224)
 		for _, tc := range []struct{ name, dsnDB, database string }{
 			{"readme-all", "postgres", "all"},
 			{"readme-named", "postgres", db},
@@ -347,11 +353,7 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 	})
 
 	b.Run("1000-backends", func(b *testing.B) {
-		c := cluster(b, 1200)
-		db := c.OdooDB(b, "17.0")
-		c.Exec(b, db, jobsSQL)
-		backends(b, c, db, 1000)
-		theirs := start(b, "postgres_exporter", theirsBin, []string{"DATA_SOURCE_NAME=" + pgDSN(c, db, theirsRole)})
+		c, db, theirs := oneDatabase(b, 1200, 1000)
 		ours := start(b, "odoo_exporter", oursBin, []string{"ODOO_EXPORTER_PG_DSN=" + c.DSN("postgres", oursRole)},
 			"--odoo.database="+db, "--no-collector.http", "--no-collector.assets", "--no-collector.longpoll")
 		want := `odoo_pg_lock_waiting_backends{database="` + db + `"} 20`
