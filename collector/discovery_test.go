@@ -104,7 +104,7 @@ func TestDiscoveryKeepsLastKnownStatus(t *testing.T) {
 	c := newPrivateCluster(t)
 	a := c.OdooDB(t, "17.0")
 	b := c.OdooDB(t, "18.0")
-	src := allSource(t, c, "", postgres.Config{DiscoveryInterval: 100 * time.Millisecond, DiscoveryTimeout: 500 * time.Millisecond})
+	src := allSource(t, c, "", postgres.Config{DiscoveryInterval: 100 * time.Millisecond, DiscoveryTimeout: 2 * time.Second})
 	exp, err := New(Deps{Logger: testLogger(), PG: src}, "pg_activity", "asset_attachments")
 	if err != nil {
 		t.Fatal(err)
