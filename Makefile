@@ -9,7 +9,7 @@ LDFLAGS   := -s -w \
   -X github.com/prometheus/common/version.BuildUser=make
 export CGO_ENABLED := 0
 
-.PHONY: all build test deps lint vet fmt bench clean image demo demo-stop incident
+.PHONY: all build test deps lint vet fmt bench bench-postgres-exporter clean image demo demo-stop incident
 
 all: build
 
@@ -35,8 +35,15 @@ test: deps build fmt vet
 	CGO_ENABLED=1 $(GO) test -race -short -count=1 -timeout 8m ./...
 	$(GO) test -count=1 -timeout 8m ./e2e/
 
+# bench runs every benchmark (BenchmarkScrapeREADMESetup reports the
+# sessions a warm scrape opens in the README's setups: sessions/scrape);
+# bench-postgres-exporter runs the side-by-side comparison with Debian's
+# postgres_exporter (installed with apt-get when missing).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench.txt
+
+bench-postgres-exporter:
+	./scripts/bench-postgres-exporter.sh
 
 # image builds the Dockerfile (both binaries FROM scratch) with the local
 # docker; the e2e test builds the same Dockerfile on its private dockerd.
@@ -58,4 +65,4 @@ incident:
 	./scripts/incident.sh "$(NAME)"
 
 clean:
-	rm -rf $(BIN) bench.txt
+	rm -rf $(BIN) bench.txt bench-side-by-side.txt

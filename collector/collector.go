@@ -54,8 +54,8 @@ type DatabaseCollector interface {
 
 // ClusterPreparer is implemented by DatabaseCollectors that also need a
 // cluster-wide view (pg_locks, pg_stat_activity). PrepareCluster runs once
-// per scrape, on a connection to the DSN's database, before the databases
-// are visited; UpdateDatabase then finds its result with Prepared. Reading
+// per scrape or pass, on a connection to the first database, before the
+// databases are visited; UpdateDatabase then finds its result with Prepared. Reading
 // the view once instead of once per database keeps a scrape of hundreds of
 // databases linear in their number.
 type ClusterPreparer interface {
@@ -326,8 +326,7 @@ func (e *Exporter) refreshDatabases(ctx context.Context) {
 }
 
 // runPass collects every database into a new pass. It uses the database
-// connections only (and the reserved one briefly, for the cluster-wide
-// views), so that scrapes during a pass are not held up by it.
+// connections only, so that scrapes during a pass are not held up by it.
 func (e *Exporter) runPass(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, e.dbRefresh)
 	defer cancel()
@@ -683,12 +682,16 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 
 	for _, n := range e.dbNames {
 		p, ok := e.dbs[n].(ClusterPreparer)
-		if !ok {
+		if !ok || len(dbs) == 0 {
 			continue
 		}
 		begin := time.Now()
 		var state any
-		err := e.pg.WithConn(ctx, "", func(q postgres.Queryer) error {
+		// The cluster-wide views can be read from any database: on the
+		// connection to the first one (used for its collection next), so
+		// that it runs beside the scrape's snapshot on the reserved
+		// connection, and a pass never takes the reserved connection.
+		err := e.pg.WithConn(ctx, dbs[0], func(q postgres.Queryer) error {
 			var err error
 			state, err = p.PrepareCluster(ctx, q, dbs)
 			return err

@@ -14,23 +14,6 @@ import (
 	"github.com/odoo-exporter/odoo_exporter/postgres"
 )
 
-// scrapeWithin runs one scrape bounded by d, as the handler does with
-// Prometheus' timeout.
-func scrapeWithin(t testing.TB, exp *Exporter, d time.Duration) metrics {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(exp.Scrape(ctx)); err != nil {
-		t.Fatalf("register: %v", err)
-	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
-	}
-	return mfs
-}
-
 // lockModules makes every query on ir_module_module of db wait until the
 // returned function is called (as during a module upgrade).
 func lockModules(t *testing.T, c *pgtest.Cluster, db string) func() {
@@ -121,7 +104,7 @@ func TestDiscoveryKeepsLastKnownStatus(t *testing.T) {
 	c := newPrivateCluster(t)
 	a := c.OdooDB(t, "17.0")
 	b := c.OdooDB(t, "18.0")
-	src := allSource(t, c, "", postgres.Config{DiscoveryInterval: 100 * time.Millisecond, DiscoveryTimeout: 500 * time.Millisecond})
+	src := allSource(t, c, "", postgres.Config{DiscoveryInterval: 100 * time.Millisecond, DiscoveryTimeout: 2 * time.Second})
 	exp, err := New(Deps{Logger: testLogger(), PG: src}, "pg_activity", "asset_attachments")
 	if err != nil {
 		t.Fatal(err)
@@ -268,11 +251,19 @@ func TestDiscovery200Databases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// While the first discovery runs: a count is 200 or absent, and a
+	// collector that reports success has all 200 (one cut by the scrape's
+	// deadline reports failure with what it had sent).
 	for !src.Discovery().Ran {
 		m := scrapeWithin(t, exp, 50*time.Millisecond)
-		if m.has("odoo_pg_backends") {
+		if m.has("odoo_databases") {
+			if got := m.value(t, "odoo_databases"); got != 200 {
+				t.Fatalf("odoo_databases = %v during the first discovery", got)
+			}
+		}
+		if m.value(t, "odoo_exporter_collector_success", "collector", "pg_activity") == 1 {
 			if n := len(m.find("odoo_pg_backends", "state", "active")); n != 200 {
-				t.Fatalf("a scrape showed %d of the 200 databases", n)
+				t.Fatalf("a successful scrape showed %d of the 200 databases", n)
 			}
 		}
 	}

@@ -65,7 +65,14 @@ type metrics []*dto.MetricFamily
 // exporter's handler does.
 func scrapeOnce(t testing.TB, exp *Exporter) metrics {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	return scrapeWithin(t, exp, 15*time.Second)
+}
+
+// scrapeWithin runs one scrape bounded by d, as the handler does with
+// Prometheus' timeout.
+func scrapeWithin(t testing.TB, exp *Exporter, d time.Duration) metrics {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(exp.Scrape(ctx)); err != nil {

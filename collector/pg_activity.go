@@ -72,6 +72,7 @@ func (c *PGActivityCollector) Update(ctx context.Context, ch chan<- prometheus.M
 		for _, s := range pgStates {
 			r.backends[s] = 0
 		}
+		r.backends["idle"] = snap.Idle[db]
 		byDB[db] = r
 	}
 	for _, b := range snap.Backends {

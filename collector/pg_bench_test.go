@@ -26,13 +26,13 @@ func benchCollectors() []string {
 	return []string{"pg", "pg_activity", "pg_locks", "cron", "modules"}
 }
 
-// BenchmarkScrapeOneDatabase: one scrape of the PostgreSQL collectors on a
-// database with 100 cron jobs (10 overdue, 1 running), 200 client backends
-// and 20 of them waiting for a lock.
-func BenchmarkScrapeOneDatabase(b *testing.B) {
-	db := cluster.OdooDB(b, "17.0")
+// oneDatabase makes an Odoo 17 database with 100 cron jobs (10 overdue,
+// 1 running), 200 client backends and 20 of them waiting for a lock, and
+// returns its name; the backends end with b.
+func oneDatabase(b *testing.B, c *pgtest.Cluster) string {
+	db := c.OdooDB(b, "17.0")
 	ctx := context.Background()
-	setup := cluster.Connect(b, db)
+	setup := c.Connect(b, db)
 	if _, err := setup.Exec(ctx, `INSERT INTO ir_act_server (name) SELECT jsonb_build_object('en_US', 'job ' || g) FROM generate_series(1, 100) g;
 INSERT INTO ir_cron (ir_actions_server_id, cron_name, user_id, nextcall)
 SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' + (CASE WHEN g <= 10 THEN -1 ELSE 1 END) * interval '1 hour' FROM generate_series(1, 100) g;
@@ -42,7 +42,7 @@ INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(
 	// 200 backends: a blocker holding 20 rows, 20 waiters, 179 idle.
 	conns := make([]*pgx.Conn, 0, 200)
 	for range 200 {
-		conns = append(conns, cluster.Connect(b, db))
+		conns = append(conns, c.Connect(b, db))
 	}
 	blocker := conns[0]
 	mustExecTB(b, blocker, "BEGIN")
@@ -53,10 +53,19 @@ INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(
 	cron := conns[21]
 	mustExecTB(b, cron, "BEGIN")
 	mustExecTB(b, cron, "SELECT * FROM ir_cron WHERE id in (5) FOR NO KEY UPDATE SKIP LOCKED")
+	b.Cleanup(func() {
+		mustExecTB(b, blocker, "ROLLBACK")
+		mustExecTB(b, cron, "ROLLBACK")
+	})
+	return db
+}
 
-	exp := newTestExporter(b, cluster.DSN(db, ""), "", pgCollectors...)
+// checkOneDatabase fails b unless a scrape of exp sees what oneDatabase
+// made.
+func checkOneDatabase(b *testing.B, exp *Exporter, db string) {
 	eventually(b, 10*time.Second, "20 waiters", func() bool {
-		return scrapeOnce(b, exp).value(b, "odoo_pg_lock_waiting_backends", "database", db) == 20
+		m := scrapeOnce(b, exp)
+		return m.has("odoo_cron_jobs") && m.value(b, "odoo_pg_lock_waiting_backends", "database", db) == 20
 	})
 	m := scrapeOnce(b, exp)
 	if got := m.value(b, "odoo_cron_jobs", "database", db); got != 100 {
@@ -65,9 +74,51 @@ INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(
 	if got := m.value(b, "odoo_cron_running_jobs", "database", db); got != 1 {
 		b.Fatalf("odoo_cron_running_jobs = %v", got)
 	}
-	benchScrape(b, exp)
-	mustExecTB(b, blocker, "ROLLBACK")
-	mustExecTB(b, cron, "ROLLBACK")
+}
+
+// BenchmarkScrapeOneDatabase: one scrape of the PostgreSQL collectors on
+// the database of oneDatabase, the DSN naming it.
+func BenchmarkScrapeOneDatabase(b *testing.B) {
+	db := oneDatabase(b, cluster)
+	src := newSource(b, cluster.DSN(db, ""), "")
+	exp, err := New(Deps{Logger: testLogger(), PG: src}, pgCollectors...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	checkOneDatabase(b, exp, db)
+	benchScrape(b, exp, src)
+}
+
+// BenchmarkScrapeREADMESetup: the README's setup, the DSN naming the
+// postgres database and the default 4 connections, on the database of
+// oneDatabase: --odoo.database=<name>, --odoo.database=all (background
+// passes every minute, the default) and --odoo.database=all with
+// --odoo.database-refresh-interval=0s. sessions/scrape is what a warm
+// scrape opens (0 is the aim). The cluster holds that database only.
+func BenchmarkScrapeREADMESetup(b *testing.B) {
+	c := pgtest.New(b)
+	db := oneDatabase(b, c)
+	for _, tc := range []struct {
+		name, database string
+		refresh        time.Duration
+	}{
+		{"named", db, 0},
+		{"all", postgres.AllDatabases, DefaultDatabaseRefresh},
+		{"all-per-scrape", postgres.AllDatabases, 0},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			src := newSource(b, c.DSN("postgres", ""), tc.database)
+			exp, err := New(Deps{Logger: testLogger(), PG: src, DatabaseRefresh: tc.refresh}, pgCollectors...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if tc.refresh > 0 {
+				exp.runPass(context.Background())
+			}
+			checkOneDatabase(b, exp, db)
+			benchScrape(b, exp, src)
+		})
+	}
 }
 
 // BenchmarkScrape200Databases: one scrape of 200 Odoo databases of one
@@ -75,22 +126,13 @@ INSERT INTO res_users (id, login) SELECT 100 + g, 'u' || g FROM generate_series(
 // connections, collected in the scrape (per-scrape) or answered from a
 // background pass (background, --odoo.database-refresh-interval).
 func BenchmarkScrape200Databases(b *testing.B) {
-	c, err := pgtest.Start()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	c.CreateOdooDB(b, "template_odoo", "17.0")
-	c.Exec(b, "template_odoo", `INSERT INTO ir_act_server (name) SELECT jsonb_build_object('en_US', 'job ' || g) FROM generate_series(1, 20) g;
+	c := pgtest.New(b)
+	c.OdooDBs(b, "odoo", "17.0", 200, `INSERT INTO ir_act_server (name) SELECT jsonb_build_object('en_US', 'job ' || g) FROM generate_series(1, 20) g;
 INSERT INTO ir_cron (ir_actions_server_id, cron_name, user_id, nextcall)
 SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM generate_series(1, 20) g`)
-	c.Exec(b, "postgres", "UPDATE pg_database SET datallowconn = false WHERE datname = 'template_odoo'")
-	for i := range 200 {
-		c.Exec(b, "postgres", fmt.Sprintf("CREATE DATABASE odoo_%03d TEMPLATE template_odoo", i))
-	}
 	b.Run("per-scrape", func(b *testing.B) {
 		exp, src := bench200Exporter(b, c, 0)
-		benchScrape(b, exp)
+		benchScrape(b, exp, src)
 		if n := src.OpenConns(); n > 4 {
 			b.Fatalf("%d connections open, want <= 4", n)
 		}
@@ -104,7 +146,7 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 		begin := time.Now()
 		exp.runPass(context.Background())
 		pass := time.Since(begin)
-		benchScrape(b, exp)
+		benchScrape(b, exp, src)
 		b.ReportMetric(pass.Seconds(), "pass-s")
 		if n := src.OpenConns(); n > 4 {
 			b.Fatalf("%d connections open, want <= 4", n)
@@ -118,7 +160,7 @@ SELECT g, 'job ' || g, 1, now() AT TIME ZONE 'UTC' - interval '1 minute' FROM ge
 			exp.runPass(context.Background())
 			done <- time.Since(begin)
 		}()
-		benchScrape(b, exp)
+		benchScrape(b, exp, src)
 		select {
 		case pass := <-done:
 			b.Fatalf("the pass (%s) ended before the scrapes: they were not measured during a pass", pass)
@@ -150,21 +192,22 @@ func bench200Exporter(b *testing.B, c *pgtest.Cluster, refresh time.Duration) (*
 	if refresh > 0 {
 		exp.runPass(context.Background())
 	}
-	if got := scrapeOnce(b, exp).value(b, "odoo_databases"); got != 200 {
+	if got := scrapeWithin(b, exp, time.Minute).value(b, "odoo_databases"); got != 200 {
 		b.Fatalf("odoo_databases = %v, want 200", got)
 	}
 	return exp, src
 }
 
 // benchScrape times scrapes and reports the median and the 90th
-// percentile besides Go's mean.
-func benchScrape(b *testing.B, exp *Exporter) {
+// percentile besides Go's mean, and the sessions src opened per scrape.
+func benchScrape(b *testing.B, exp *Exporter, src *postgres.Source) {
 	var durations []time.Duration
+	opened := src.SessionsOpened()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		begin := time.Now()
-		m := scrapeOnce(b, exp)
+		m := scrapeWithin(b, exp, time.Minute) // 200 databases per scrape take seconds
 		durations = append(durations, time.Since(begin))
 		for _, mf := range m {
 			if mf.GetName() == "odoo_exporter_collector_success" {
@@ -177,6 +220,7 @@ func benchScrape(b *testing.B, exp *Exporter) {
 		}
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(src.SessionsOpened()-opened)/float64(len(durations)), "sessions/scrape")
 	sort.Slice(durations, func(i, j int) bool { return durations[i] < durations[j] })
 	b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(durations[len(durations)*9/10].Microseconds())/1000, "p90-ms")

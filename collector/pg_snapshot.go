@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/odoo-exporter/odoo_exporter/postgres"
 )
 
@@ -27,9 +29,13 @@ type PGSnapshot struct {
 	DatabasesErr error
 	// Deadlocks is pg_stat_database.deadlocks by database.
 	Deadlocks map[string]float64
-	// Backends are the client backends of the Odoo databases, the
-	// exporter's own sessions (its Source's and its bus prober's) left out.
+	// Backends are the client backends of the Odoo databases that are not
+	// idle (in a transaction, running a query, or waiting), the exporter's
+	// own sessions (its Source's and its bus prober's) left out. Idle
+	// ones, most of a big connection pool, hold no transaction and wait for
+	// nothing: they are only counted, in Idle, by database.
 	Backends []PGBackend
+	Idle     map[string]float64
 }
 
 // PGBackend is one client backend of an Odoo database.
@@ -91,9 +97,20 @@ const pgSettingsSQL = `SELECT current_setting('max_connections')::float8,
 // pgDeadlocksSQL reads the deadlock counters of the Odoo databases of $1.
 const pgDeadlocksSQL = `SELECT datname::text, deadlocks::float8 FROM pg_catalog.pg_stat_database WHERE datname = ANY($1)`
 
+// pgOwnSessions leaves the exporter's own sessions out.
+const pgOwnSessions = `a.application_name NOT IN ('` + postgres.ApplicationName + `', '` + postgres.ProberApplicationName + `')
+  AND a.pid <> pg_catalog.pg_backend_pid()`
+
+// pgIdleSQL counts the idle client backends of the Odoo databases of $1.
+const pgIdleSQL = `SELECT a.datname::text, count(*)::float8 FROM pg_catalog.pg_stat_activity a
+WHERE a.backend_type = 'client backend' AND a.datname = ANY($1) AND a.state = 'idle'
+  AND ` + pgOwnSessions + `
+GROUP BY a.datname`
+
 // pgBackendsSQL reads pg_locks once (materialized) and pg_stat_activity
-// once (a transaction sees one snapshot of it), and returns one row per
-// client backend of the Odoo databases of $1. pg_blocking_pids() briefly
+// (a transaction sees one snapshot of it, shared with pgIdleSQL in the
+// same batch), and returns one row per client backend of the Odoo
+// databases of $1 that is not idle. pg_blocking_pids() briefly
 // takes the lock manager's partition locks: it is called only for backends
 // that wait. The %s is pg_locks.waitstart (PostgreSQL 14+) or NULL.
 const pgBackendsSQL = `WITH l AS MATERIALIZED (
@@ -118,8 +135,7 @@ FROM pg_catalog.pg_stat_activity a
 LEFT JOIN lk ON lk.pid = a.pid
 LEFT JOIN LATERAL (SELECT pg_catalog.pg_blocking_pids(a.pid) AS pids WHERE lk.waiting) bp ON true
 WHERE a.backend_type = 'client backend' AND a.datname = ANY($1)
-  AND a.application_name NOT IN ('` + postgres.ApplicationName + `', '` + postgres.ProberApplicationName + `')
-  AND a.pid <> pg_catalog.pg_backend_pid()`
+  AND a.state IS DISTINCT FROM 'idle' AND ` + pgOwnSessions
 
 // pgSettings are the server's settings, read first in a scrape: they
 // need no database list.
@@ -143,37 +159,30 @@ func readSettings(ctx context.Context, src *postgres.Source) (*pgSettings, error
 // readSnapshot takes a snapshot on src's reserved connection, after the
 // settings p.
 func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PGSnapshot, error) {
-	s := &PGSnapshot{Deadlocks: map[string]float64{}, Taken: p.now,
+	s := &PGSnapshot{Deadlocks: map[string]float64{}, Idle: map[string]float64{}, Taken: p.now,
 		MaxConnections: p.maxConnections, ServerVersionNum: p.versionNum}
 	s.Databases, s.DatabasesErr = src.Databases(ctx)
 	if len(s.Databases) == 0 {
 		return s, nil
 	}
+	waitstart := "waitstart"
+	if s.ServerVersionNum < 140000 {
+		waitstart = "NULL::timestamptz"
+	}
 	err := src.WithConn(ctx, "", func(q postgres.Queryer) error {
-		rows, err := q.Query(ctx, pgDeadlocksSQL, s.Databases)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var (
-				db        string
-				deadlocks float64
-			)
-			if err := rows.Scan(&db, &deadlocks); err != nil {
-				rows.Close()
+		// One round trip, one transaction.
+		batch := &pgx.Batch{}
+		batch.Queue(pgDeadlocksSQL, s.Databases)
+		batch.Queue(pgIdleSQL, s.Databases)
+		batch.Queue(fmt.Sprintf(pgBackendsSQL, waitstart), s.Databases)
+		br := q.SendBatch(ctx, batch)
+		defer br.Close()
+		for _, into := range []map[string]float64{s.Deadlocks, s.Idle} {
+			if err := scanCounts(br, into); err != nil {
 				return err
 			}
-			s.Deadlocks[db] = deadlocks
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		waitstart := "waitstart"
-		if s.ServerVersionNum < 140000 {
-			waitstart = "NULL::timestamptz"
-		}
-		rows, err = q.Query(ctx, fmt.Sprintf(pgBackendsSQL, waitstart), s.Databases)
+		rows, err := br.Query()
 		if err != nil {
 			return err
 		}
@@ -209,12 +218,35 @@ func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PG
 			}
 			s.Backends = append(s.Backends, b)
 		}
-		return rows.Err()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return br.Close()
 	})
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// scanCounts reads the next result of br, rows of (database, value).
+func scanCounts(br pgx.BatchResults, into map[string]float64) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			db string
+			v  float64
+		)
+		if err := rows.Scan(&db, &v); err != nil {
+			return err
+		}
+		into[db] = v
+	}
+	return rows.Err()
 }
 
 func deref(t *time.Time) time.Time {

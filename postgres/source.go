@@ -75,6 +75,9 @@ type Config struct {
 type Queryer interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	// SendBatch sends several queries in one round trip (one implicit
+	// transaction).
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // Source hands out connections to the cluster's databases.
@@ -84,9 +87,10 @@ type Source struct {
 	logger *slog.Logger
 
 	// The reserved connection to the DSN's database (MaxConns >= 2).
-	reserved   bool
-	clusterSem chan struct{} // held while the connection is in use
-	cluster    *pgx.Conn     // nil when not open; guarded by clusterSem
+	reserved    bool
+	clusterSem  chan struct{} // held while the connection is in use
+	cluster     *pgx.Conn     // nil when not open; guarded by clusterSem
+	clusterUsed time.Time     // guarded by clusterSem
 
 	// Connections to the databases.
 	sem  chan struct{}
@@ -212,8 +216,10 @@ func (s *Source) withCluster(ctx context.Context, fn func(Queryer) error) error 
 		return &ConnectError{Database: db, Err: fmt.Errorf("waiting for the cluster connection: %w", ctx.Err())}
 	}
 	defer func() { <-s.clusterSem }()
-	if s.cluster != nil && (s.cluster.IsClosed() || s.cluster.Ping(ctx) != nil) {
-		// Ended by the server (restart, terminated): reconnect.
+	// A connection unused for a second may have been ended by the server
+	// (restart, terminated): check it (one round trip) and reconnect.
+	if s.cluster != nil && (s.cluster.IsClosed() ||
+		(time.Since(s.clusterUsed) >= time.Second && s.cluster.Ping(ctx) != nil)) {
 		s.dropCluster()
 	}
 	if s.cluster == nil {
@@ -227,6 +233,7 @@ func (s *Source) withCluster(ctx context.Context, fn func(Queryer) error) error 
 		s.mu.Unlock()
 	}
 	err := fn(s.cluster)
+	s.clusterUsed = time.Now()
 	if s.cluster.IsClosed() || (err != nil && !isServerError(err)) {
 		s.dropCluster()
 	}
