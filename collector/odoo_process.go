@@ -259,7 +259,7 @@ func (c *OdooProcessCollector) report(ctx context.Context, name string, ps []odo
 	}
 	var masterStart time.Time
 	if listErr == nil {
-		masterStart = st.update(servers)
+		masterStart = st.update(servers, now)
 	}
 	for _, k := range odooproc.Kinds {
 		ch <- prometheus.MustNewConstMetric(procReplacementsDesc, prometheus.CounterValue, st.replacements[k], name, string(k))
@@ -310,10 +310,14 @@ func (c *OdooProcessCollector) report(ctx context.Context, name string, ps []odo
 	return nil
 }
 
+// newWorkerGrace is how old a new worker must be to be counted as a
+// replacement (a container top dates a start to the second).
+const newWorkerGrace = 2 * time.Second
+
 // update records the servers of a new list and counts the new masters and
 // the new workers of known masters; it returns the start of the oldest
 // master as first seen (a container top dates a start to the second).
-func (st *procState) update(servers []odooproc.Server) time.Time {
+func (st *procState) update(servers []odooproc.Server, now time.Time) time.Time {
 	masters := map[int]time.Time{}
 	pids := map[int]bool{}
 	var oldest time.Time
@@ -337,10 +341,15 @@ func (st *procState) update(servers []odooproc.Server) time.Time {
 		}
 		pids[m.PID] = true
 		for _, w := range s.Workers {
-			pids[w.PID] = true
 			if known && !st.pids[w.PID] {
+				if !w.Start.IsZero() && now.Sub(w.Start) < newWorkerGrace {
+					// Not yet: a cron worker is niced just after its fork;
+					// counted at the next collection under its final kind.
+					continue
+				}
 				st.replacements[w.Kind]++
 			}
+			pids[w.PID] = true
 		}
 	}
 	st.masters, st.pids, st.seen = masters, pids, true
