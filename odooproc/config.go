@@ -16,6 +16,9 @@ type Config struct {
 	Workers int
 	// MaxCronThreads is the number of cron workers in prefork mode.
 	MaxCronThreads int
+	// NoHTTP is http_enable = False (--no-http): a cron-only server, with
+	// no HTTP worker and no gevent process.
+	NoHTTP bool
 	// LimitMemorySoft and LimitMemoryHard bound a worker's virtual memory
 	// in bytes (0: no limit); the gevent ones apply to the gevent process
 	// (Odoo 18+; 0: the general ones).
@@ -45,10 +48,12 @@ func (c Config) Expected(k Kind) int {
 		return 1
 	case c.Workers <= 0:
 		return 0 // threaded mode: one process
-	case k == HTTP:
-		return c.Workers
 	case k == Cron:
 		return c.MaxCronThreads
+	case c.NoHTTP:
+		return 0
+	case k == HTTP:
+		return c.Workers
 	}
 	return 1 // gevent
 }
@@ -87,6 +92,9 @@ func (c *Config) set(key, v string) error {
 		it *int
 	)
 	switch key {
+	case "http_enable":
+		c.NoHTTP = v == "False" || v == "false" || v == "0"
+		return nil
 	case "workers":
 		it = &c.Workers
 	case "max_cron_threads":
@@ -188,6 +196,10 @@ func (c *Config) ApplyArgs(cmd string) error {
 	f := strings.Fields(cmd)
 	for i := 0; i < len(f); i++ {
 		a := f[i]
+		if a == "--no-http" {
+			c.NoHTTP = true
+			continue
+		}
 		if !strings.HasPrefix(a, "--") {
 			continue
 		}

@@ -277,6 +277,14 @@ func TestConfig(t *testing.T) {
 	if c.Workers != 4 || c.MaxCronThreads != 3 || c.LimitMemorySoft != 1000 || c.TimeReal(Cron) != 0 || c.LimitMemoryHard != 2560<<20 {
 		t.Errorf("args: %+v", c)
 	}
+	c = DefaultConfig()
+	if err := c.ApplyArgs("odoo --workers 3 --no-http"); err != nil || c.Expected(HTTP) != 0 || c.Expected(Gevent) != 0 || c.Expected(Cron) != 2 {
+		t.Errorf("a cron-only server (--no-http): %+v %v", c, err)
+	}
+	c = DefaultConfig()
+	if err := c.ReadConfigFile(strings.NewReader("[options]\nworkers = 3\nhttp_enable = False\n")); err != nil || c.Expected(Gevent) != 0 {
+		t.Errorf("http_enable = False: %+v %v", c, err)
+	}
 	if err := c.ApplyArgs("odoo --workers=x"); err == nil {
 		t.Error("a bad --workers accepted")
 	}
