@@ -21,7 +21,7 @@ limit_memory_soft_gevent = 536870912
 limit_time_real_cron = 900
 `
 
-func procScrape(t *testing.T, c *OdooProcessCollector) metrics {
+func procScrape(t testing.TB, c *OdooProcessCollector) metrics {
 	t.Helper()
 	return scrapeOnce(t, &Exporter{logger: testLogger(), collectors: map[string]Collector{"odoo_process": c}})
 }
