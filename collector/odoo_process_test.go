@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/odoo-exporter/odoo_exporter/internal/dockertest"
+	"github.com/odoo-exporter/odoo_exporter/odooproc"
 )
 
 // odooConf is the configuration file the stand-in's command line names.
@@ -262,5 +263,66 @@ func TestOdooProcessContainer(t *testing.T) {
 	m = procScrape(t, missing)
 	if m.value(t, "odoo_process_list_up", "name", "no-such-odoo") != 0 || m.value(t, "odoo_exporter_collector_success", "collector", "odoo_process") != 0 {
 		t.Errorf("missing container:\n%s", m.names())
+	}
+}
+
+// TestProcStateUpdate: what counts as a replacement and as a master start
+// between two process lists.
+func TestProcStateUpdate(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 18, 0, 0, 0, time.UTC)
+	now := t0.Add(time.Hour)
+	proc := func(pid, ppid, nice int, start time.Time, cmd string) odooproc.Process {
+		return odooproc.Process{PID: pid, PPID: ppid, Nice: nice, Start: start, Cmd: cmd}
+	}
+	master := proc(1, 0, 0, t0, "odoo-bin -c /etc/odoo.conf")
+	w := func(pid, nice int, age time.Duration) odooproc.Process {
+		return proc(pid, 1, nice, now.Add(-age), "odoo-bin -c /etc/odoo.conf")
+	}
+	type step struct {
+		ps           []odooproc.Process
+		http, cron   float64 // replacements after the step
+		masterStarts float64
+	}
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"first look counts nothing", []step{
+			{ps: []odooproc.Process{master, w(2, 0, time.Hour), w(3, 10, time.Hour)}},
+		}},
+		{"a new HTTP worker, a new cron worker", []step{
+			{ps: []odooproc.Process{master, w(2, 0, time.Hour), w(3, 10, time.Hour)}},
+			{ps: []odooproc.Process{master, w(4, 0, time.Minute), w(5, 10, time.Minute)}, http: 1, cron: 1},
+			{ps: []odooproc.Process{master, w(4, 0, time.Minute), w(5, 10, time.Minute)}, http: 1, cron: 1},
+		}},
+		{"a cron worker seen before its os.nice is counted once, as cron", []step{
+			{ps: []odooproc.Process{master, w(3, 10, time.Hour)}},
+			{ps: []odooproc.Process{master, w(5, 0, 100 * time.Millisecond)}},
+			{ps: []odooproc.Process{master, w(5, 10, 3 * time.Second)}, cron: 1},
+		}},
+		{"a new master's workers are no replacements", []step{
+			{ps: []odooproc.Process{master, w(2, 0, time.Hour)}},
+			{ps: nil},
+			{ps: []odooproc.Process{proc(7, 0, 0, now.Add(-time.Minute), "odoo-bin"), proc(8, 7, 0, now.Add(-time.Minute), "odoo-bin")}, masterStarts: 1},
+		}},
+		{"a restarted container: PID 1 again, a later start", []step{
+			{ps: []odooproc.Process{master, w(2, 0, time.Hour)}},
+			{ps: []odooproc.Process{proc(1, 0, 0, now.Add(-time.Minute), "odoo-bin -c /etc/odoo.conf"), w(2, 0, time.Minute)}, masterStarts: 1},
+		}},
+		{"a container top's start jitter (1 s) is the same master", []step{
+			{ps: []odooproc.Process{master, w(2, 0, time.Hour)}},
+			{ps: []odooproc.Process{proc(1, 0, 0, t0.Add(time.Second), "odoo-bin -c /etc/odoo.conf"), w(2, 0, time.Hour)}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := &procState{replacements: map[odooproc.Kind]float64{}}
+			for i, s := range tc.steps {
+				st.update(odooproc.Find(s.ps), now)
+				if st.replacements[odooproc.HTTP] != s.http || st.replacements[odooproc.Cron] != s.cron || st.masterStarts != s.masterStarts {
+					t.Errorf("step %d: http %v cron %v master starts %v, want %v %v %v", i,
+						st.replacements[odooproc.HTTP], st.replacements[odooproc.Cron], st.masterStarts, s.http, s.cron, s.masterStarts)
+				}
+			}
+		})
 	}
 }
