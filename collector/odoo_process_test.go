@@ -297,8 +297,8 @@ func TestProcStateUpdate(t *testing.T) {
 		}},
 		{"a cron worker seen before its os.nice is counted once, as cron", []step{
 			{ps: []odooproc.Process{master, w(3, 10, time.Hour)}},
-			{ps: []odooproc.Process{master, w(5, 0, 100 * time.Millisecond)}},
-			{ps: []odooproc.Process{master, w(5, 10, 3 * time.Second)}, cron: 1},
+			{ps: []odooproc.Process{master, w(5, 0, 100*time.Millisecond)}},
+			{ps: []odooproc.Process{master, w(5, 10, 3*time.Second)}, cron: 1},
 		}},
 		{"a new master's workers are no replacements", []step{
 			{ps: []odooproc.Process{master, w(2, 0, time.Hour)}},
