@@ -55,7 +55,7 @@ type datasource struct {
 }
 
 // wantUIDs are the dashboards' stable uids: links and bookmarks depend on them.
-var wantUIDs = []string{"odoo-overview", "odoo-db-locks", "odoo-cron", "odoo-bus", "odoo-http", "odoo-containers", "odoo-logs"}
+var wantUIDs = []string{"odoo-overview", "odoo-db-locks", "odoo-cron", "odoo-bus", "odoo-http", "odoo-containers", "odoo-logs", "odoo-processes"}
 
 func TestDashboardStructure(t *testing.T) {
 	files, err := dashboards.Files()

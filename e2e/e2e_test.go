@@ -153,6 +153,14 @@ func TestChain(t *testing.T) {
 			t.Logf("expected before Odoo 18: %s", e)
 			continue
 		}
+		// The stack's Odoo stand-in (odoosim) is one process, not a
+		// prefork server, and the stack runs no odoo_process collector:
+		// the processes dashboard is proved on real processes by the
+		// collector's tests (TestOdooProcessHost, TestOdooProcessContainer).
+		if strings.Contains(e, "dashboard odoo-processes.json:") {
+			t.Logf("no prefork Odoo in the e2e stack: %s", e)
+			continue
+		}
 		t.Error(e)
 	}
 	t.Logf("dashboards: %d queries, %d returned data", len(panels.queries), panels.withData())

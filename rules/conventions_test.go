@@ -40,6 +40,11 @@ var wantAlerts = map[string]struct{ priority, heal string }{
 	"OdooLogWorkersRecycledForMemory": {"P2", ""},
 	"OdooLogBootLoop":                 {"P0", ""},
 	"OdooLogServerErrorsRising":       {"P2", ""},
+	// Odoo's processes (group odoo.process).
+	"OdooWorkersRecycledOften":  {"P2", ""},
+	"OdooProcessMissing":        {"P1", ""},
+	"OdooMasterRestarting":      {"P1", ""},
+	"OdooWorkerMemoryNearLimit": {"P2", ""},
 }
 
 const runbookPrefix = "https://github.com/odoo-exporter/odoo_exporter/blob/main/docs/runbooks.md#"

@@ -45,7 +45,7 @@ func main() {
 // generate returns every dashboard as indented JSON, by file name.
 func generate() (map[string][]byte, error) {
 	files := map[string][]byte{}
-	for _, d := range []*dashboard{overview(), dbLocks(), cron(), bus(), httpAssets(), containers(), logs()} {
+	for _, d := range []*dashboard{overview(), dbLocks(), cron(), bus(), httpAssets(), containers(), logs(), processes()} {
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetIndent("", "  ")

@@ -72,6 +72,42 @@ type OdooConfig struct {
 	IgnoreHUP bool
 	// ReloadDelay is the outage of a SIGHUP reload (default 500ms).
 	ReloadDelay time.Duration
+	// Cron is the number of cron workers (niced by 10, as Odoo's).
+	Cron int
+	// Gevent adds the gevent process ("odoo-bin gevent ...").
+	Gevent bool
+	// GrowMB is what App.OdooGrow makes a worker allocate (default 16).
+	GrowMB int
+	// ConfigFile is shown on the command line as Odoo's -c FILE.
+	ConfigFile string
+}
+
+// args returns the command line of the odoo mode.
+func (o *OdooConfig) args(addr string) []string {
+	workers, delay := o.Workers, o.ReloadDelay
+	if workers == 0 {
+		workers = 2
+	}
+	if delay == 0 {
+		delay = 500 * time.Millisecond
+	}
+	args := []string{"odoo", "-addr", addr, "-workers", strconv.Itoa(workers), "-reload-delay", delay.String()}
+	if o.IgnoreHUP {
+		args = append(args, "-ignore-hup")
+	}
+	if o.Cron > 0 {
+		args = append(args, "--max-cron-threads", strconv.Itoa(o.Cron))
+	}
+	if o.Gevent {
+		args = append(args, "-gevent")
+	}
+	if o.GrowMB > 0 {
+		args = append(args, "-grow-mb", strconv.Itoa(o.GrowMB))
+	}
+	if o.ConfigFile != "" {
+		args = append(args, "-c", o.ConfigFile)
+	}
+	return args
 }
 
 // AppConfig describes a test container running the test program.
@@ -131,17 +167,7 @@ func (d *Daemon) RunApp(ctx context.Context, cfg AppConfig) (*App, error) {
 		cc.Cmd = append(cc.Cmd, "-start-unhealthy")
 	}
 	if o := cfg.Odoo; o != nil {
-		workers, delay := o.Workers, o.ReloadDelay
-		if workers == 0 {
-			workers = 2
-		}
-		if delay == 0 {
-			delay = 500 * time.Millisecond
-		}
-		args := []string{"odoo", "-addr", addr, "-workers", strconv.Itoa(workers), "-reload-delay", delay.String()}
-		if o.IgnoreHUP {
-			args = append(args, "-ignore-hup")
-		}
+		args := o.args(addr)
 		cc.Entrypoint, cc.Cmd = []string{"/app"}, args
 		if o.ShellWrapper {
 			cc.Entrypoint = []string{"/bin/sh"}
@@ -254,6 +280,46 @@ func (a *App) OdooInfo(ctx context.Context) (master int, workers []int, err erro
 		}
 	}
 	return master, workers, nil
+}
+
+// OdooProcs returns the pids of the Odoo stand-in's processes by kind
+// (master, http, cron, gevent), in its PID namespace.
+func (a *App) OdooProcs(ctx context.Context) (map[string][]int, error) {
+	body, err := a.call(ctx, "/procs", nil)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]int{}
+	for line := range strings.Lines(body) {
+		var kind string
+		var pid int
+		if _, err := fmt.Sscan(line, &kind, &pid); err != nil {
+			return nil, fmt.Errorf("dockertest: /procs: %q", line)
+		}
+		out[kind] = append(out[kind], pid)
+	}
+	return out, nil
+}
+
+// OdooGrow makes the stand-in's first HTTP worker allocate
+// OdooConfig.GrowMB MiB more (resident), and returns its pid; the worker
+// allocates after the call returns.
+func (a *App) OdooGrow(ctx context.Context) (int, error) {
+	body, err := a.call(ctx, "/grow", nil)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(body))
+}
+
+// OdooRecycle makes the stand-in's master replace its first worker of
+// kind (http, cron or gevent) with a new process, and returns its pid.
+func (a *App) OdooRecycle(ctx context.Context, kind string) (int, error) {
+	body, err := a.call(ctx, "/recycle", url.Values{"kind": {kind}})
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(strings.TrimSpace(body))
 }
 
 // Exit makes the program exit with code.

@@ -5,6 +5,7 @@
 //	/app serve -addr 127.0.0.1:8080 [-alloc 10] [-start-unhealthy]
 //	/app health -addr 127.0.0.1:8080
 //	/app odoo -addr 127.0.0.1:8080 [-workers 2] [-reload-delay 500ms] [-ignore-hup]
+//	          [--max-cron-threads 1] [-gevent] [-grow-mb 16] [-c odoo.conf]
 //	/app print -addr 127.0.0.1:8080 (writes what it is given: see print.go)
 //
 // serve listens on addr (containers run with --network host) and answers:
@@ -30,6 +31,15 @@
 // and after -reload-delay re-executes itself in the same process (same
 // pid) with new workers. -ignore-hup makes it ignore SIGHUP (a signal that
 // heals nothing). SIGTERM stops it and its workers.
+//
+// --max-cron-threads N adds N cron workers, which lower their priority by 10 as Odoo's
+// WorkerCron does; -gevent adds the gevent process, started as
+// "odoo-bin gevent <the master's flags>" as Odoo starts it; -c only
+// shows a configuration file on the command line. /procs lists every
+// process as "kind pid" lines (master first); /grow makes the first HTTP
+// worker allocate -grow-mb MiB more (resident); /recycle?kind=http stops
+// the first worker of the kind and starts a new one, as Odoo's master
+// replaces a worker that exited (recycled or killed past a limit).
 package main
 
 import (
@@ -45,6 +55,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -63,12 +74,17 @@ func main() {
 	workers := fs.Int("workers", 2, "odoo: worker processes")
 	reloadDelay := fs.Duration("reload-delay", 500*time.Millisecond, "odoo: outage of a SIGHUP reload")
 	ignoreHup := fs.Bool("ignore-hup", false, "odoo: ignore SIGHUP")
+	cron := fs.Int("max-cron-threads", 0, "odoo: cron worker processes (niced by 10, as Odoo's; given as Odoo's --max-cron-threads)")
+	gevent := fs.Bool("gevent", false, "odoo: also start the gevent process (odoo-bin gevent ...)")
+	growMB := fs.Int("grow-mb", 16, "odoo: MiB a worker allocates on each SIGUSR1 (/grow)")
+	_ = fs.String("c", "", "odoo: Odoo's configuration file (only shown on the command line, as Odoo's -c)")
 	_ = fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "serve":
 		os.Exit(serve(*addr, *alloc, *unhealthy))
-	case "odoo":
-		os.Exit(odoo(*addr, *workers, *reloadDelay, *ignoreHup))
+	case "odoo", "gevent": // gevent: the odoo mode's gevent process
+		os.Exit(odoo(*addr, odooOptions{workers: *workers, cron: *cron, gevent: *gevent, growMB: *growMB,
+			reloadDelay: *reloadDelay, ignoreHup: *ignoreHup}))
 	case "health":
 		os.Exit(health(*addr))
 	case "print":
@@ -193,10 +209,69 @@ func listenUntilExit(addr string, mux *http.ServeMux, exit <-chan int) int {
 	return code
 }
 
-// workerEnv marks a worker process of odoo.
-const workerEnv = "TESTAPP_ODOO_WORKER=1"
+// workerEnv marks a worker process of odoo; kindEnv says its kind.
+const (
+	workerEnv = "TESTAPP_ODOO_WORKER=1"
+	kindEnv   = "TESTAPP_ODOO_KIND="
+)
 
-func odoo(addr string, n int, reloadDelay time.Duration, ignoreHup bool) int {
+// odooOptions are the odoo mode's flags.
+type odooOptions struct {
+	workers, cron int
+	gevent        bool
+	growMB        int
+	reloadDelay   time.Duration
+	ignoreHup     bool
+}
+
+// odooProc is a process the odoo master started.
+type odooProc struct {
+	kind string // http, cron or gevent
+	cmd  *exec.Cmd
+}
+
+// odooWorker is a worker process: it lives until its master stops it (or
+// dies). A cron worker lowers its priority by 10 as Odoo's WorkerCron
+// does (os.nice(10)); SIGUSR1 makes a worker allocate -grow-mb MiB more.
+func odooWorker(growMB int) int {
+	if os.Getenv(strings.TrimSuffix(kindEnv, "=")) == "cron" {
+		// The raw getpriority returns 20 - nice.
+		if prio, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0); err == nil {
+			_ = syscall.Setpriority(syscall.PRIO_PROCESS, 0, min(20-prio+10, 19))
+		}
+	}
+	a := &app{}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	for s := range sig {
+		if s != syscall.SIGUSR1 {
+			break
+		}
+		a.allocate(growMB)
+	}
+	return 0
+}
+
+// spawn starts a process of kind with the master's command line (the
+// gevent process with "gevent" instead of the mode, as Odoo's
+// [sys.executable, sys.argv[0], 'gevent'] + arguments).
+func spawn(kind string) (*exec.Cmd, error) {
+	args := os.Args[1:]
+	if kind == "gevent" {
+		args = append([]string{"gevent"}, os.Args[2:]...)
+	}
+	c := exec.Command("/proc/self/exe", args...)
+	c.Args[0] = "odoo-bin"
+	c.Env = append(os.Environ(), workerEnv, kindEnv+kind)
+	c.Stdout, c.Stderr = os.Stdout, os.Stderr
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := c.Start(); err != nil {
+		return nil, fmt.Errorf("starting a %s worker: %w", kind, err)
+	}
+	return c, nil
+}
+
+func odoo(addr string, o odooOptions) int {
 	if filepath.Base(os.Args[0]) != "odoo-bin" {
 		// Look like Odoo: argv[0] odoo-bin, same pid.
 		err := syscall.Exec("/proc/self/exe", append([]string{"odoo-bin"}, os.Args[1:]...), os.Environ())
@@ -204,50 +279,98 @@ func odoo(addr string, n int, reloadDelay time.Duration, ignoreHup bool) int {
 		return 1
 	}
 	if slices.Contains(os.Environ(), workerEnv) {
-		// A worker: it lives until its master stops it (or dies).
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-		<-sig
-		return 0
+		return odooWorker(o.growMB)
 	}
-	var workers []*exec.Cmd
-	for range n {
-		c := exec.Command("/proc/self/exe", os.Args[1:]...)
-		c.Args[0] = "odoo-bin"
-		c.Env = append(os.Environ(), workerEnv)
-		c.Stdout, c.Stderr = os.Stdout, os.Stderr
-		c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := c.Start(); err != nil {
-			fmt.Fprintln(os.Stderr, "starting a worker:", err)
+	var (
+		mu    sync.Mutex
+		procs []odooProc
+	)
+	kinds := slices.Repeat([]string{"http"}, o.workers)
+	kinds = append(kinds, slices.Repeat([]string{"cron"}, o.cron)...)
+	if o.gevent {
+		kinds = append(kinds, "gevent")
+	}
+	for _, k := range kinds {
+		c, err := spawn(k)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		workers = append(workers, c)
+		procs = append(procs, odooProc{k, c})
 	}
 	stopWorkers := func() {
-		for _, c := range workers {
-			_ = c.Process.Signal(syscall.SIGTERM)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range procs {
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		}
-		for _, c := range workers {
-			_ = c.Wait()
+		for _, p := range procs {
+			_ = p.cmd.Wait()
 		}
+	}
+	// first returns the index of the first process of kind, or -1.
+	first := func(kind string) int {
+		return slices.IndexFunc(procs, func(p odooProc) bool { return p.kind == kind })
 	}
 	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }
 	mux.HandleFunc("/healthz", ok)
 	mux.HandleFunc("/ping", ok)
 	mux.HandleFunc("/info", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
 		fmt.Fprint(w, os.Getpid())
-		for _, c := range workers {
-			fmt.Fprint(w, " ", c.Process.Pid)
+		for _, p := range procs {
+			if p.kind == "http" {
+				fmt.Fprint(w, " ", p.cmd.Process.Pid)
+			}
 		}
 		fmt.Fprintln(w)
+	})
+	mux.HandleFunc("/procs", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintln(w, "master", os.Getpid())
+		for _, p := range procs {
+			fmt.Fprintln(w, p.kind, p.cmd.Process.Pid)
+		}
+	})
+	mux.HandleFunc("/grow", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		i := first("http")
+		if i < 0 {
+			http.Error(w, "no http worker", http.StatusConflict)
+			return
+		}
+		_ = procs[i].cmd.Process.Signal(syscall.SIGUSR1)
+		fmt.Fprintln(w, procs[i].cmd.Process.Pid)
+	})
+	mux.HandleFunc("/recycle", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		i := first(r.FormValue("kind"))
+		if i < 0 {
+			http.Error(w, "no such worker", http.StatusConflict)
+			return
+		}
+		p := procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = p.cmd.Wait()
+		c, err := spawn(p.kind)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		procs[i].cmd = c
+		fmt.Fprintln(w, c.Process.Pid)
 	})
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	if ignoreHup {
+	if o.ignoreHup {
 		signal.Ignore(syscall.SIGHUP)
 	} else {
 		signal.Notify(sig, syscall.SIGHUP)
@@ -261,7 +384,7 @@ func odoo(addr string, n int, reloadDelay time.Duration, ignoreHup bool) int {
 		if s != syscall.SIGHUP {
 			return 0
 		}
-		time.Sleep(reloadDelay)
+		time.Sleep(o.reloadDelay)
 		err := syscall.Exec("/proc/self/exe", os.Args, os.Environ())
 		fmt.Fprintln(os.Stderr, "phoenix:", err)
 		return 1
