@@ -22,7 +22,9 @@ func printer(addr string) int {
 	var mu sync.Mutex
 	exit := make(chan int, 1)
 	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	ok := func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }
+	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/ping", ok) // dockertest waits for it
 	mux.HandleFunc("/print", func(w http.ResponseWriter, r *http.Request) {
 		out := os.Stderr
 		switch r.FormValue("stream") {
