@@ -33,7 +33,7 @@ lint: fmt vet
 # (its parts are processes and containers; -short skips it in the first run).
 test: deps build fmt vet
 	CGO_ENABLED=1 $(GO) test -race -short -count=1 -timeout 8m ./...
-	$(GO) test -count=1 -timeout 8m ./e2e/
+	$(GO) test -count=1 -timeout 14m ./e2e/
 
 # bench runs every benchmark (BenchmarkScrapeREADMESetup reports the
 # sessions a warm scrape opens in the README's setups: sessions/scrape);

@@ -228,7 +228,45 @@ func (d *Daemon) stopLocked() error {
 // Freeze stops the daemon's process (SIGSTOP), as a daemon that hangs:
 // its API accepts connections and answers nothing; containers keep
 // running. Thaw resumes it.
-func (d *Daemon) Freeze() error { return d.signal(syscall.SIGSTOP) }
+func (d *Daemon) Freeze() error {
+	if err := d.signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	// The signal is only queued when kill returns: wait until every thread
+	// of the daemon is stopped, or a request sent at once may be answered.
+	d.mu.Lock()
+	pid := d.cmd.Process.Pid
+	d.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for !allThreadsStopped(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("dockertest: dockerd (pid %d) not stopped 5s after SIGSTOP", pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// allThreadsStopped reports whether every thread of pid is in state T
+// (stopped), read from /proc/<pid>/task/*/stat.
+func allThreadsStopped(pid int) bool {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			return false
+		}
+		// The state follows the command, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
 
 // Thaw resumes a daemon stopped by Freeze.
 func (d *Daemon) Thaw() error { return d.signal(syscall.SIGCONT) }
