@@ -52,22 +52,12 @@ type DatabaseCollector interface {
 	UpdateDatabase(ctx context.Context, q postgres.Queryer, db string, ch chan<- prometheus.Metric) error
 }
 
-// ClusterPreparer is implemented by DatabaseCollectors that also need a
-// cluster-wide view (pg_locks, pg_stat_activity). PrepareCluster runs once
-// per scrape or pass, on a connection to the first database, before the
-// databases are visited; UpdateDatabase then finds its result with Prepared. Reading
-// the view once instead of once per database keeps a scrape of hundreds of
-// databases linear in their number.
-type ClusterPreparer interface {
-	PrepareCluster(ctx context.Context, q postgres.Queryer, dbs []string) (any, error)
-}
-
-type preparedKey struct{ c DatabaseCollector }
-
-// Prepared returns what c's PrepareCluster returned in this scrape, or nil.
-func Prepared(ctx context.Context, c DatabaseCollector) any {
-	return ctx.Value(preparedKey{c})
-}
+// snapshotUser is implemented by DatabaseCollectors that read the
+// scrape's snapshot of the cluster-wide views (scrapeSnapshot): it is
+// taken before the databases are visited, so that it never waits for a
+// connection held by a database of the same scrape (with
+// --pg.max-connections=1 there is only one).
+type snapshotUser interface{ usesSnapshot() }
 
 // Runner is implemented by collectors with background work (a prober, an
 // event subscription). Run blocks until ctx is done.
@@ -330,7 +320,7 @@ func (e *Exporter) refreshDatabases(ctx context.Context) {
 func (e *Exporter) runPass(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, e.dbRefresh)
 	defer cancel()
-	pctx = withSnapshot(pctx, e.pg)
+	pctx = withPassSnapshot(pctx, e.pg)
 	ch := make(chan prometheus.Metric, 256)
 	done := make(chan []prometheus.Metric)
 	go func() {
@@ -681,27 +671,15 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 	all := e.pg.Discovery().Enabled
 
 	for _, n := range e.dbNames {
-		p, ok := e.dbs[n].(ClusterPreparer)
-		if !ok || len(dbs) == 0 {
-			continue
+		if _, ok := e.dbs[n].(snapshotUser); ok && len(dbs) > 0 {
+			// Its error reaches the collector through scrapeSnapshot.
+			// A pass reads it on the first database's connection.
+			passSnapshotOn(ctx, dbs[0])
+			begin := time.Now()
+			_, _ = ClusterSnapshot(ctx, e.pg)
+			results[n].d += time.Since(begin)
+			break
 		}
-		begin := time.Now()
-		var state any
-		// The cluster-wide views can be read from any database: on the
-		// connection to the first one (used for its collection next), so
-		// that it runs beside the scrape's snapshot on the reserved
-		// connection, and a pass never takes the reserved connection.
-		err := e.pg.WithConn(ctx, dbs[0], func(q postgres.Queryer) error {
-			var err error
-			state, err = p.PrepareCluster(ctx, q, dbs)
-			return err
-		})
-		results[n].d += time.Since(begin)
-		if err != nil {
-			results[n].err = fmt.Errorf("reading the cluster-wide view: %w", e.pg.Explain(err))
-			continue
-		}
-		ctx = context.WithValue(ctx, preparedKey{e.dbs[n]}, state)
 	}
 
 	var (

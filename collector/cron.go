@@ -3,6 +3,7 @@ package collector
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -197,7 +198,7 @@ func (c *CronCollector) schema(ctx context.Context, q postgres.Queryer, db strin
 // latest ir_cron_progress row; plus any job whose row carries an xmax (it
 // may be locked by a running worker), with the update-mode members of a
 // multixact xmax (odoosql.CronRowUpdateHolders), matched against the
-// lockers of PrepareCluster. Also ir_cron's and ir_cron_trigger's oids and
+// lockers of the scrape's snapshot. Also ir_cron's and ir_cron_trigger's oids and
 // the server's clock.
 func (s cronSchema) jobsSQL() string {
 	name := "'#' || c.id"
@@ -239,66 +240,29 @@ WHERE %s AND (c.xmax <> '0'::xid OR (%s))`, triggers, name, failures, odoosql.Cr
 		activeCond, timedOut, odoosql.CronClass, odoosql.CronClassCond, where)
 }
 
-// cronLockersSQL reads, once per scrape and cluster-wide, the backends of
-// the Odoo databases in a transaction: their own transaction id (the xmax
-// a row they lock carries, or a member of a multixact xmax), the relations
-// they hold locks on and those they hold RowExclusiveLock on (an
-// ir_cron_trigger insert) and the start of their transaction. No query
-// text is read. Only catalogs are read: no row lock is ever taken (FOR SHARE, even
-// with SKIP LOCKED, would make Odoo's workers skip the job).
-const cronLockersSQL = `SELECT a.datname, a.xact_start, coalesce(x.xid, ''),
-  ARRAY(SELECT l.relation::int8 FROM pg_catalog.pg_locks l
-    WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted),
-  ARRAY(SELECT l.relation::int8 FROM pg_catalog.pg_locks l
-    WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted AND l.mode = 'RowExclusiveLock')
-FROM pg_catalog.pg_stat_activity a
-  LEFT JOIN LATERAL (SELECT l.transactionid::text AS xid FROM pg_catalog.pg_locks l
-    WHERE l.pid = a.pid AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted LIMIT 1) x ON true
-WHERE a.datname = ANY($1) AND a.backend_type = 'client backend'
-  AND a.xact_start IS NOT NULL AND a.pid <> pg_backend_pid()`
-
-// cronLocker is a backend with a transaction id that may be running a
-// cron job.
+// cronLocker is a backend of the database with a transaction id, from the
+// scrape's snapshot of pg_stat_activity and pg_locks: it may be running a
+// cron job. The snapshot reads only the views: no row lock is ever taken
+// (FOR SHARE, even with SKIP LOCKED, would make Odoo's workers skip the
+// job).
 type cronLocker struct {
 	xactStart time.Time
 	xid       string
-	relations map[int64]bool
+	relations []int64
 	// rowExclusive: relations it holds RowExclusiveLock on (it wrote).
-	rowExclusive map[int64]bool
+	rowExclusive []int64
 }
 
-// cronLockers are the lockers of one scrape, by database.
-type cronLockers map[string][]cronLocker
-
-// PrepareCluster implements ClusterPreparer: the lockers are read once for
-// all databases.
-func (c *CronCollector) PrepareCluster(ctx context.Context, q postgres.Queryer, dbs []string) (any, error) {
-	rows, err := q.Query(ctx, cronLockersSQL, dbs)
-	if err != nil {
-		return nil, fmt.Errorf("reading lock holders: %w", err)
+// cronLockers returns the lockers of db in snap.
+func cronLockers(snap *PGSnapshot, db string) []cronLocker {
+	var ls []cronLocker
+	for _, b := range snap.Backends {
+		if b.Database != db || b.XID == "" || b.XactStart.IsZero() {
+			continue
+		}
+		ls = append(ls, cronLocker{xactStart: b.XactStart, xid: b.XID, relations: b.Relations, rowExclusive: b.RowExclusive})
 	}
-	defer rows.Close()
-	lockers := cronLockers{}
-	for rows.Next() {
-		var (
-			db        string
-			l         cronLocker
-			rels, rex []int64
-		)
-		if err := rows.Scan(&db, &l.xactStart, &l.xid, &rels, &rex); err != nil {
-			return nil, err
-		}
-		l.relations = make(map[int64]bool, len(rels))
-		for _, r := range rels {
-			l.relations[r] = true
-		}
-		l.rowExclusive = make(map[int64]bool, len(rex))
-		for _, r := range rex {
-			l.rowExclusive[r] = true
-		}
-		lockers[db] = append(lockers[db], l)
-	}
-	return lockers, rows.Err()
+	return ls
 }
 
 // cronRowLocks are the row locks seen on ir_cron in one database.
@@ -311,7 +275,7 @@ type cronRowLocks struct {
 	holders map[string][]int64
 }
 
-// running returns, for each job id held, the start of the holding
+// heldJobs returns, for each job id held, the start of the holding
 // transaction. A job is held by a transaction that holds a lock on
 // ir_cron and either is a member in an update mode (FOR NO KEY UPDATE,
 // FOR UPDATE) of the row's multixact xmax, or is the row's plain xmax and
@@ -319,26 +283,30 @@ type cronRowLocks struct {
 // trigger for the job also puts its id in the row's xmax (the foreign
 // key's KEY SHARE lock) and locks ir_cron, but runs nothing, and pg_locks
 // does not say a row lock's mode.
-func (l cronLockers) running(db string, r cronRowLocks) map[int64]time.Time {
+func heldJobs(lockers []cronLocker, r cronRowLocks) map[int64]time.Time {
 	held := map[int64]time.Time{}
 	hold := func(id int64, k cronLocker) {
 		if t, ok := held[id]; !ok || k.xactStart.Before(t) {
 			held[id] = k.xactStart
 		}
 	}
-	for _, k := range l[db] {
-		if k.xid == "" || !k.relations[r.cronOID] {
+	for _, k := range lockers {
+		if k.xid == "" || !slices.Contains(k.relations, r.cronOID) {
 			continue
 		}
 		for _, id := range r.holders[k.xid] {
 			hold(id, k)
 		}
-		if id, ok := r.xmax[k.xid]; ok && !k.rowExclusive[r.triggerOID] {
+		if id, ok := r.xmax[k.xid]; ok && !slices.Contains(k.rowExclusive, r.triggerOID) {
 			hold(id, k)
 		}
 	}
 	return held
 }
+
+// usesSnapshot implements snapshotUser: the running jobs come from the
+// scrape's snapshot.
+func (c *CronCollector) usesSnapshot() {}
 
 // UpdateDatabase implements DatabaseCollector.
 func (c *CronCollector) UpdateDatabase(ctx context.Context, q postgres.Queryer, db string, ch chan<- prometheus.Metric) error {
@@ -346,10 +314,20 @@ func (c *CronCollector) UpdateDatabase(ctx context.Context, q postgres.Queryer, 
 	if err != nil {
 		return err
 	}
-	lockers, _ := Prepared(ctx, c).(cronLockers)
-	if err := c.update(ctx, q, s, lockers, db, ch); err != nil {
+	// Running jobs are read from the scrape's snapshot of the cluster-wide
+	// views; without it they are unknown (the jobs are still reported,
+	// and the collector fails).
+	var lockers []cronLocker
+	snap, snapErr := scrapeSnapshot(ctx)
+	if snapErr == nil {
+		lockers = cronLockers(snap, db)
+	}
+	if err := c.update(ctx, q, s, lockers, snapErr == nil, db, ch); err != nil {
 		c.forget(db)
 		return err
+	}
+	if snapErr != nil {
+		return fmt.Errorf("running jobs unknown: %w", snapErr)
 	}
 	return nil
 }
@@ -373,7 +351,7 @@ type cronJob struct {
 	progressTimedOuts int64
 }
 
-func (c *CronCollector) update(ctx context.Context, q postgres.Queryer, s cronSchema, lockers cronLockers, db string, ch chan<- prometheus.Metric) error {
+func (c *CronCollector) update(ctx context.Context, q postgres.Queryer, s cronSchema, lockers []cronLocker, seen bool, db string, ch chan<- prometheus.Metric) error {
 	rows, err := q.Query(ctx, s.jobsSQL())
 	if err != nil {
 		return fmt.Errorf("reading ir_cron: %w", err)
@@ -413,8 +391,8 @@ func (c *CronCollector) update(ctx context.Context, q postgres.Queryer, s cronSc
 
 	// Running jobs; unknown without the cluster-wide view of this scrape.
 	var running map[int64]time.Time
-	if lockers != nil {
-		running = lockers.running(db, locks)
+	if seen {
+		running = heldJobs(lockers, locks)
 		for id := range running {
 			if _, ok := names[id]; !ok {
 				delete(running, id)

@@ -413,7 +413,7 @@ func collectDatabase(t *testing.T, c DatabaseCollector, db string) metrics {
 // collector locks rows.
 func TestCronRunningSQLReadsOnly(t *testing.T) {
 	for _, s := range []cronSchema{{hasName: true}, {hasName: true, nameJSON: true, hasNumbercall: true, hasTriggers: true}, {hasFailures: true, hasTriggers: true}} {
-		for _, sql := range []string{s.jobsSQL(), cronLockersSQL} {
+		for _, sql := range []string{s.jobsSQL(), pgBackendsSQL} {
 			upper := strings.ToUpper(sql)
 			for _, bad := range []string{"FOR UPDATE", "FOR SHARE", "FOR NO KEY UPDATE", "FOR KEY SHARE"} {
 				if strings.Contains(upper, bad) {

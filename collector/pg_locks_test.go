@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/odoo-exporter/odoo_exporter/internal/pgtest"
 	"github.com/odoo-exporter/odoo_exporter/postgres"
 )
 
@@ -233,5 +235,64 @@ func TestSnapshotAge(t *testing.T) {
 		if got := s.Age(tc.t); got != tc.want {
 			t.Errorf("Age(%v) = %v, want %v", tc.t, got, tc.want)
 		}
+	}
+}
+
+// TestOneSnapshotPerScrape counts, with pg_stat_statements, the statements
+// a warm scrape of the collectors that use the cluster-wide views (activity,
+// locks, cron's running jobs) sends to the server: pg_locks is read once and
+// pg_stat_activity only by the snapshot's batch (one transaction), however
+// many databases and collectors use them.
+func TestOneSnapshotPerScrape(t *testing.T) {
+	c := pgtest.New(t, "shared_preload_libraries = 'pg_stat_statements'")
+	c.Exec(t, "postgres", "CREATE EXTENSION pg_stat_statements")
+	for range 3 {
+		c.OdooDB(t, "17.0")
+	}
+	exp := newTestExporter(t, c.DSN("postgres", ""), "all", "pg_activity", "pg_locks", "cron")
+	for _, name := range []string{"pg_activity", "pg_locks", "cron"} {
+		if got := scrapeOnce(t, exp).value(t, "odoo_exporter_collector_success", "collector", name); got != 1 {
+			t.Fatalf("warm-up scrape: collector %s failed", name)
+		}
+	}
+	c.Exec(t, "postgres", "SELECT pg_stat_statements_reset()")
+	m := scrapeOnce(t, exp)
+	if got := m.value(t, "odoo_cron_running_jobs", "database", "odoo17_3"); got != 0 {
+		t.Fatalf("odoo_cron_running_jobs = %v, want 0 (the cron collector saw the snapshot)", got)
+	}
+
+	conn := c.Connect(t, "postgres")
+	rows, err := conn.Query(context.Background(), `SELECT query, calls FROM pg_stat_statements
+WHERE query NOT LIKE '%pg_stat_statements%' AND (query LIKE '%pg_stat_activity%' OR query LIKE '%pg_locks%')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var activity, locks int64
+	var seen []string
+	for rows.Next() {
+		var (
+			q     string
+			calls int64
+		)
+		if err := rows.Scan(&q, &calls); err != nil {
+			t.Fatal(err)
+		}
+		seen = append(seen, fmt.Sprintf("%d× %.80q", calls, q))
+		if strings.Contains(q, "pg_locks") {
+			locks += calls
+		}
+		if strings.Contains(q, "pg_stat_activity") {
+			activity += calls
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot's batch: pgIdleSQL and pgBackendsSQL read
+	// pg_stat_activity (one transaction: one reading of the backends'
+	// status), pgBackendsSQL alone reads pg_locks.
+	if locks != 1 || activity != 2 {
+		t.Errorf("one scrape read pg_locks %d times and pg_stat_activity %d times, want 1 and 2 (the snapshot's batch):\n%s",
+			locks, activity, strings.Join(seen, "\n"))
 	}
 }

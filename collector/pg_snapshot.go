@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -64,12 +65,13 @@ type PGBackend struct {
 	// on a transactionid), "" when it has none: a row it locked or wrote
 	// carries it in xmax.
 	XID string
-	// Relations (the oids it holds granted locks on) and Query are filled
-	// for backends idle in transaction only: what is needed to recognize
-	// Odoo's cron worker holding a job, without shipping the query text
-	// of every backend.
-	Relations []int64
-	Query     string
+	// Relations are the oids it holds granted locks on, RowExclusive
+	// those of them it holds RowExclusiveLock on (it wrote to them); both
+	// are filled for backends with a transaction id (XID) only: what the
+	// cron collector needs to tell a worker holding a job from a
+	// transaction that only inserted a trigger, without shipping the lock
+	// list of every reading backend. No query text is read.
+	Relations, RowExclusive []int64
 }
 
 // Age returns how long before the snapshot t was, 0 for a zero t.
@@ -118,15 +120,16 @@ const pgBackendsSQL = `WITH l AS MATERIALIZED (
 ), lk AS MATERIALIZED (
   SELECT pid, bool_or(NOT granted) AS waiting, min(waitstart) FILTER (WHERE NOT granted) AS waitstart,
     min(transactionid::text) FILTER (WHERE locktype = 'transactionid' AND mode = 'ExclusiveLock' AND granted) AS xid,
-    array_agg(relation::int8) FILTER (WHERE locktype = 'relation' AND granted) AS rels
+    array_agg(relation::int8) FILTER (WHERE locktype = 'relation' AND granted) AS rels,
+    array_agg(relation::int8) FILTER (WHERE locktype = 'relation' AND granted AND mode = 'RowExclusiveLock') AS rex
   FROM l WHERE pid IS NOT NULL GROUP BY pid
 )
 SELECT a.pid, a.datname::text, coalesce(a.usename::text, ''), coalesce(a.application_name, ''),
   coalesce(a.state, ''), coalesce(a.wait_event_type, ''),
   a.backend_start, a.xact_start, a.query_start, a.state_change,
   coalesce(lk.waiting, false), lk.waitstart, lk.xid,
-  CASE WHEN a.state LIKE 'idle in transaction%%' THEN lk.rels END,
-  CASE WHEN a.state LIKE 'idle in transaction%%' THEN a.query END,
+  CASE WHEN lk.xid IS NOT NULL THEN lk.rels END,
+  CASE WHEN lk.xid IS NOT NULL THEN lk.rex END,
   bp.pids,
   CASE WHEN bp.pids IS NOT NULL THEN ARRAY(SELECT b FROM unnest(bp.pids) b
     WHERE NOT EXISTS (SELECT 1 FROM lk w WHERE w.pid = b AND w.waiting)) END,
@@ -145,9 +148,11 @@ type pgSettings struct {
 	now            time.Time
 }
 
-func readSettings(ctx context.Context, src *postgres.Source) (*pgSettings, error) {
+// readSettings reads the settings on a connection to db ("" for the DSN's
+// database: the reserved connection).
+func readSettings(ctx context.Context, src *postgres.Source, db string) (*pgSettings, error) {
 	var p pgSettings
-	err := src.WithConn(ctx, "", func(q postgres.Queryer) error {
+	err := src.WithConn(ctx, db, func(q postgres.Queryer) error {
 		return q.QueryRow(ctx, pgSettingsSQL).Scan(&p.maxConnections, &p.versionNum, &p.now)
 	})
 	if err != nil {
@@ -156,9 +161,9 @@ func readSettings(ctx context.Context, src *postgres.Source) (*pgSettings, error
 	return &p, nil
 }
 
-// readSnapshot takes a snapshot on src's reserved connection, after the
-// settings p.
-func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PGSnapshot, error) {
+// readSnapshot takes a snapshot on a connection to db ("" for the DSN's
+// database: the reserved connection), after the settings p.
+func readSnapshot(ctx context.Context, src *postgres.Source, db string, p *pgSettings) (*PGSnapshot, error) {
 	s := &PGSnapshot{Deadlocks: map[string]float64{}, Idle: map[string]float64{}, Taken: p.now,
 		MaxConnections: p.maxConnections, ServerVersionNum: p.versionNum}
 	s.Databases, s.DatabasesErr = src.Databases(ctx)
@@ -169,7 +174,7 @@ func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PG
 	if s.ServerVersionNum < 140000 {
 		waitstart = "NULL::timestamptz"
 	}
-	err := src.WithConn(ctx, "", func(q postgres.Queryer) error {
+	err := src.WithConn(ctx, db, func(q postgres.Queryer) error {
 		// One round trip, one transaction.
 		batch := &pgx.Batch{}
 		batch.Queue(pgDeadlocksSQL, s.Databases)
@@ -192,12 +197,12 @@ func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PG
 				b                                   PGBackend
 				backendStart, xactStart, queryStart *time.Time
 				stateChange, waitStart              *time.Time
-				xid, query                          *string
+				xid                                 *string
 				taken                               time.Time
 			)
 			if err := rows.Scan(&b.PID, &b.Database, &b.User, &b.ApplicationName, &b.State, &b.WaitEventType,
 				&backendStart, &xactStart, &queryStart, &stateChange,
-				&b.Waiting, &waitStart, &xid, &b.Relations, &query, &b.BlockedBy, &b.RootBlockers, &taken); err != nil {
+				&b.Waiting, &waitStart, &xid, &b.Relations, &b.RowExclusive, &b.BlockedBy, &b.RootBlockers, &taken); err != nil {
 				return err
 			}
 			b.BackendStart, b.XactStart, b.QueryStart, b.StateChange = deref(backendStart), deref(xactStart), deref(queryStart), deref(stateChange)
@@ -209,9 +214,6 @@ func readSnapshot(ctx context.Context, src *postgres.Source, p *pgSettings) (*PG
 			}
 			if xid != nil {
 				b.XID = *xid
-			}
-			if query != nil {
-				b.Query = *query
 			}
 			if taken.After(s.Taken) {
 				s.Taken = taken
@@ -259,7 +261,12 @@ func deref(t *time.Time) time.Time {
 // snapshotHolder takes the settings and the snapshot of one scrape or
 // pass, each once.
 type snapshotHolder struct {
-	src          *postgres.Source
+	src *postgres.Source
+	// pass: the holder of a background pass, whose snapshot is read on
+	// the connection to db (set by the pass before the first read), so
+	// that a pass never takes the reserved connection the scrapes use.
+	pass         bool
+	db           string
 	settingsOnce sync.Once
 	settings     *pgSettings
 	settingsErr  error
@@ -279,6 +286,24 @@ func withSnapshot(ctx context.Context, src *postgres.Source) context.Context {
 	return context.WithValue(ctx, snapshotKey{}, &snapshotHolder{src: src})
 }
 
+// withPassSnapshot is withSnapshot for a background pass: the snapshot is
+// read on a database connection (see passSnapshotOn).
+func withPassSnapshot(ctx context.Context, src *postgres.Source) context.Context {
+	if src == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, snapshotKey{}, &snapshotHolder{src: src, pass: true})
+}
+
+// passSnapshotOn makes the pass ctx belongs to read its snapshot on the
+// connection to db; it must be called before the snapshot is first read.
+// It does nothing for a scrape.
+func passSnapshotOn(ctx context.Context, db string) {
+	if h, ok := ctx.Value(snapshotKey{}).(*snapshotHolder); ok && h.pass {
+		h.db = db
+	}
+}
+
 func holder(ctx context.Context, src *postgres.Source) *snapshotHolder {
 	h, ok := ctx.Value(snapshotKey{}).(*snapshotHolder)
 	if !ok || h.src != src {
@@ -288,7 +313,7 @@ func holder(ctx context.Context, src *postgres.Source) *snapshotHolder {
 }
 
 func (h *snapshotHolder) readSettings(ctx context.Context) (*pgSettings, error) {
-	h.settingsOnce.Do(func() { h.settings, h.settingsErr = readSettings(ctx, h.src) })
+	h.settingsOnce.Do(func() { h.settings, h.settingsErr = readSettings(ctx, h.src, h.db) })
 	return h.settings, h.settingsErr
 }
 
@@ -306,8 +331,8 @@ func clusterSettings(ctx context.Context, src *postgres.Source) (*pgSettings, er
 // after the start waits for the first database discovery.
 //
 // Collectors that need the cluster-wide views (activity, locks, and the
-// cron collector's running jobs: PGBackend.XID, Relations and Query) call
-// it instead of querying the views themselves.
+// cron collector's running jobs: PGBackend.XID, Relations and
+// RowExclusive) call it instead of querying the views themselves.
 func ClusterSnapshot(ctx context.Context, src *postgres.Source) (*PGSnapshot, error) {
 	h := holder(ctx, src)
 	h.once.Do(func() {
@@ -316,7 +341,20 @@ func ClusterSnapshot(ctx context.Context, src *postgres.Source) (*PGSnapshot, er
 			h.err = err
 			return
 		}
-		h.snap, h.err = readSnapshot(ctx, src, p)
+		h.snap, h.err = readSnapshot(ctx, src, h.db, p)
 	})
 	return h.snap, h.err
+}
+
+// errNoSnapshot: the context belongs to no scrape or pass.
+var errNoSnapshot = errors.New("no scrape or pass: no snapshot of the cluster-wide views")
+
+// scrapeSnapshot returns the snapshot of the scrape or pass ctx belongs to,
+// for a DatabaseCollector (which is not given the Source).
+func scrapeSnapshot(ctx context.Context) (*PGSnapshot, error) {
+	h, ok := ctx.Value(snapshotKey{}).(*snapshotHolder)
+	if !ok {
+		return nil, errNoSnapshot
+	}
+	return ClusterSnapshot(ctx, h.src)
 }

@@ -68,10 +68,11 @@ func BinDir() (string, error) {
 	return filepath.Dir(matches[len(matches)-1]), nil
 }
 
-// New starts a cluster for tb and stops it when tb ends.
-func New(tb testing.TB) *Cluster {
+// New starts a cluster for tb and stops it when tb ends. conf, when
+// given, is appended to postgresql.conf (e.g. shared_preload_libraries).
+func New(tb testing.TB, conf ...string) *Cluster {
 	tb.Helper()
-	c, err := Start()
+	c, err := Start(conf...)
 	if err != nil {
 		tb.Fatalf("pgtest: %v", err)
 	}
@@ -79,8 +80,9 @@ func New(tb testing.TB) *Cluster {
 	return c
 }
 
-// Start starts a cluster; the caller must Close it.
-func Start() (*Cluster, error) {
+// Start starts a cluster; the caller must Close it. conf, when given, is
+// appended to postgresql.conf.
+func Start(conf ...string) (*Cluster, error) {
 	bindir, err := BinDir()
 	if err != nil {
 		return nil, err
@@ -105,7 +107,7 @@ func Start() (*Cluster, error) {
 	if out, err := c.run("initdb", "-D", c.Dir, "-U", Superuser, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
 		return nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
-	conf := `
+	settings := `
 listen_addresses = '127.0.0.1'
 max_connections = 300
 fsync = off
@@ -113,12 +115,12 @@ synchronous_commit = off
 full_page_writes = off
 deadlock_timeout = '100ms'
 log_min_messages = warning
-`
+` + strings.Join(conf, "\n") + "\n"
 	f, err := os.OpenFile(filepath.Join(c.Dir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return nil, err
 	}
-	_, err = f.WriteString(conf)
+	_, err = f.WriteString(settings)
 	f.Close()
 	if err != nil {
 		return nil, err
