@@ -35,6 +35,33 @@ func TestExampleConfig(t *testing.T) {
 	}
 }
 
+// TestExampleHostRule: the example's commented host-mode rule is valid
+// once uncommented.
+func TestExampleHostRule(t *testing.T) {
+	b, err := os.ReadFile("../examples/odoo_healer.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i := strings.Index(s, "  # - name: recycle-host\n")
+	j := strings.Index(s[max(i, 0):], "\n\n")
+	if i < 0 || j < 0 {
+		t.Fatal("no commented recycle-host rule in the example")
+	}
+	var rule strings.Builder
+	for line := range strings.Lines(s[i : i+j+1]) {
+		rule.WriteString("  " + strings.TrimPrefix(line, "  # "))
+	}
+	c, err := ParseConfig([]byte(s[:i] + rule.String() + s[i+j+1:]))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, rule.String())
+	}
+	p := c.Rule("recycle-host").action.(*RecycleWorkers).p
+	if p.Mode != "host" || p.ProcRoot != "/proc" || p.PIDFile == "" {
+		t.Errorf("params %+v", p)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	const ok = "rules:\n  - name: a\n    match: {heal: clear_assets}\n    action: clear_assets\n    targets: [odoo]\n"
 	for _, tc := range []struct{ cfg, err string }{
@@ -76,6 +103,18 @@ func TestConfigErrors(t *testing.T) {
 		{strings.NewReplacer("clear_assets", "restart_container", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {health_url: 'http://{target}:8069/web/health', stop_timeout: 1h}\n", "stop_timeout must be between 0s and 10m"},
 		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {signal: SIGUSR1}\n", "only SIGHUP"},
 		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {signal: SIGKILL}\n", "only SIGHUP"},
+		// Host mode (Odoo without Docker): its own params, none of a container's.
+		{strings.NewReplacer("clear_assets", "recycle_workers").Replace(ok) + "    params: {mode: host}\n", ""}, // health_url optional
+		{strings.NewReplacer("clear_assets", "recycle_workers").Replace(ok) + "    params: {mode: host, proc_root: /host/proc, pid_file: '/run/odoo/{target}.pid', health_url: 'http://127.0.0.1:8069/web/health'}\n", ""},
+		{strings.NewReplacer("clear_assets", "recycle_workers").Replace(ok) + "    params: {mode: hosts}\n", `mode "hosts": want signal`},
+		{strings.NewReplacer("clear_assets", "recycle_workers").Replace(ok) + "    params: {mode: host, stop_timeout: 10s}\n", "mode host: stop_timeout is only for mode restart"},
+		{strings.NewReplacer("clear_assets", "recycle_workers").Replace(ok) + "    params: {mode: host, proc_root: host/proc}\n", `proc_root "host/proc": want an absolute path`},
+		{strings.NewReplacer("clear_assets", "recycle_workers").Replace(ok) + "    params: {mode: host, pid_file: odoo.pid}\n", `pid_file "odoo.pid": want an absolute path`},
+		{strings.NewReplacer("clear_assets", "recycle_workers").Replace(ok) + "    params: {mode: host, signal: SIGTERM}\n", "only SIGHUP"},
+		{strings.NewReplacer("clear_assets", "recycle_workers").Replace(ok) + "    params: {mode: host, health_url: 'ftp://x/'}\n", "want an http(s) URL"},
+		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {health_url: 'http://{target}:8069/web/health', proc_root: /proc}\n", "mode signal: proc_root is only for mode host"},
+		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {mode: restart, health_url: 'http://{target}:8069/web/health', pid_file: /run/odoo.pid}\n", "mode restart: pid_file is only for mode host"},
+		{strings.NewReplacer("clear_assets", "recycle_workers", "[odoo]", "[odoo-web-1]").Replace(ok) + "    params: {health_url: 'http://{target}:8069/web/health', stop_timeout: 10s}\n", "mode signal: stop_timeout is only for mode restart"},
 	} {
 		_, err := ParseConfig([]byte(tc.cfg))
 		if tc.err == "" {

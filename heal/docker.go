@@ -14,6 +14,8 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/odoo-exporter/odoo_exporter/odooproc"
 )
 
 // inspectTarget inspects the container named name. Docker resolves a
@@ -69,6 +71,19 @@ type HealthParams struct {
 }
 
 func (p HealthParams) checkTargets(targets []string) error {
+	if err := p.checkURLs(); err != nil {
+		return err
+	}
+	for _, t := range targets {
+		if p.url(t) == "" {
+			return fmt.Errorf("no health_url for container %q: set health_url (e.g. http://{target}:8069/web/health) or health_urls; a Docker action succeeds only once Odoo answers again", t)
+		}
+	}
+	return nil
+}
+
+// checkURLs checks that the health URLs set are http(s) URLs.
+func (p HealthParams) checkURLs() error {
 	for _, u := range append([]string{p.HealthURL}, mapValues(p.HealthURLs)...) {
 		if u == "" {
 			continue
@@ -76,11 +91,6 @@ func (p HealthParams) checkTargets(targets []string) error {
 		pu, err := url.Parse(strings.ReplaceAll(u, "{target}", "x"))
 		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
 			return fmt.Errorf("health URL %q: want an http(s) URL", u)
-		}
-	}
-	for _, t := range targets {
-		if p.url(t) == "" {
-			return fmt.Errorf("no health_url for container %q: set health_url (e.g. http://{target}:8069/web/health) or health_urls; a Docker action succeeds only once Odoo answers again", t)
 		}
 	}
 	return nil
@@ -191,25 +201,23 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 }
 
 // procListScript lists the container's processes from /proc of its PID
-// namespace, one per line: pid, the /proc/<pid>/stat line, the command
-// line (NULs as spaces). It needs only a POSIX sh and tr (Debian's dash
-// and coreutils in Odoo's image; busybox elsewhere).
-const procListScript = `for d in /proc/[0-9]*; do
+// namespace: first the boot time ("btime N", from /proc/stat), then one
+// process a line: pid, the /proc/<pid>/stat line, the command line (NULs
+// as spaces). It needs only a POSIX sh and tr (Debian's dash and coreutils
+// in Odoo's image; busybox elsewhere).
+const procListScript = `while read -r k v _; do
+	if [ "$k" = btime ]; then echo "btime $v"; break; fi
+done < /proc/stat
+for d in /proc/[0-9]*; do
 	p=${d#/proc/}
 	s=$(cat "$d/stat" 2>/dev/null) || continue
 	c=$(tr '\000' ' ' < "$d/cmdline" 2>/dev/null) || continue
 	printf '%s\t%s\t%s\n' "$p" "$s" "$c"
 done`
 
-// proc is one process of a container, in the container's PID namespace.
-type proc struct {
-	PID, PPID int
-	Start     uint64 // start time in clock ticks after boot: tells a reused pid apart
-	Cmd       string
-}
-
-// listProcs lists the processes of container id.
-func listProcs(ctx context.Context, env *Env, id string) ([]proc, error) {
+// listProcs lists the processes of container id, in the container's PID
+// namespace.
+func listProcs(ctx context.Context, env *Env, id string) ([]odooproc.Process, error) {
 	out, err := execIn(ctx, env, id, []string{"/bin/sh", "-c", procListScript})
 	if err != nil {
 		return nil, fmt.Errorf("listing the container's processes: %w", err)
@@ -217,11 +225,25 @@ func listProcs(ctx context.Context, env *Env, id string) ([]proc, error) {
 	return parseProcs(out)
 }
 
-// parseProcs parses the output of procListScript.
-func parseProcs(out string) ([]proc, error) {
-	var ps []proc
+// parseProcs parses the output of procListScript into the processes
+// odooproc.Find classifies: pid, parent, nice value, start time (it tells
+// a reused pid apart), virtual memory and command line. Without a btime
+// line the start times count from the Unix epoch instead of the boot:
+// they still tell processes apart.
+func parseProcs(out string) ([]odooproc.Process, error) {
+	var (
+		ps   []odooproc.Process
+		boot = time.Unix(0, 0)
+	)
 	for line := range strings.Lines(out) {
-		f := strings.SplitN(strings.TrimRight(line, "\n"), "\t", 3)
+		line = strings.TrimRight(line, "\n")
+		if b, ok := strings.CutPrefix(line, "btime "); ok {
+			if n, err := strconv.ParseInt(strings.TrimSpace(b), 10, 64); err == nil {
+				boot = time.Unix(n, 0)
+			}
+			continue
+		}
+		f := strings.SplitN(line, "\t", 3)
 		if len(f) != 3 {
 			continue
 		}
@@ -229,22 +251,29 @@ func parseProcs(out string) ([]proc, error) {
 		if err != nil {
 			continue
 		}
-		// stat: pid (comm) state ppid ... starttime (field 22); comm may
-		// hold spaces and parentheses, so split after the last ')'.
+		// stat: pid (comm) state ppid ... nice (field 19) ... starttime
+		// (22) vsize (23); comm may hold spaces and parentheses, so split
+		// after the last ')': field n is sf[n-3].
 		i := strings.LastIndexByte(f[1], ')')
 		if i < 0 {
 			continue
 		}
 		sf := strings.Fields(f[1][i+1:])
-		if len(sf) < 20 {
+		if len(sf) < 21 {
 			continue
 		}
 		ppid, err1 := strconv.Atoi(sf[1])
-		start, err2 := strconv.ParseUint(sf[19], 10, 64)
-		if err1 != nil || err2 != nil {
+		nice, err2 := strconv.Atoi(sf[16])
+		start, err3 := strconv.ParseUint(sf[19], 10, 64)
+		vms, err4 := strconv.ParseUint(sf[20], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
 			continue
 		}
-		ps = append(ps, proc{PID: pid, PPID: ppid, Start: start, Cmd: strings.TrimSpace(f[2])})
+		ps = append(ps, odooproc.Process{
+			PID: pid, PPID: ppid, Nice: nice, VMS: vms,
+			Start: boot.Add(time.Duration(start) * (time.Second / clockTicks)),
+			Cmd:   strings.TrimSpace(f[2]),
+		})
 	}
 	if len(ps) == 0 {
 		return nil, errors.New("no process found in /proc (is /bin/sh in the container?)")
@@ -252,76 +281,6 @@ func parseProcs(out string) ([]proc, error) {
 	return ps, nil
 }
 
-// isOdoo reports whether a command line runs Odoo's server: its program
-// is odoo-bin, odoo or openerp-server, or a Python interpreter whose script
-// is one of them (python3 /usr/bin/odoo), or it is a title set by
-// setproctitle ("odoo: WorkerHTTP ..."). A shell, tini or any other
-// program whose arguments mention odoo is not Odoo.
-func isOdoo(cmd string) bool {
-	f := strings.Fields(cmd)
-	if len(f) == 0 {
-		return false
-	}
-	odooName := func(a string) bool {
-		switch a[strings.LastIndexByte(a, '/')+1:] {
-		case "odoo-bin", "odoo", "odoo:", "openerp-server":
-			return true
-		}
-		return false
-	}
-	if odooName(f[0]) {
-		return true
-	}
-	if !strings.HasPrefix(f[0][strings.LastIndexByte(f[0], '/')+1:], "python") {
-		return false
-	}
-	for _, a := range f[1:] {
-		if !strings.HasPrefix(a, "-") {
-			return odooName(a)
-		}
-	}
-	return false
-}
-
-// odooMaster finds Odoo's prefork master among ps: the Odoo process whose
-// parent is not an Odoo process (a shell wrapper or the container's init
-// may be PID 1) and that is not the gevent process; its workers are its
-// Odoo children (HTTP and cron workers, the gevent process). It fails
-// unless there is exactly one.
-func odooMaster(ps []proc) (proc, []proc, error) {
-	odoo := map[int]bool{}
-	for _, p := range ps {
-		if isOdoo(p.Cmd) {
-			odoo[p.PID] = true
-		}
-	}
-	var masters []proc
-	for _, p := range ps {
-		if odoo[p.PID] && !odoo[p.PPID] && !strings.Contains(" "+p.Cmd+" ", " gevent ") {
-			masters = append(masters, p)
-		}
-	}
-	switch len(masters) {
-	case 0:
-		return proc{}, nil, errors.New("no Odoo master process (odoo-bin or odoo) in the container")
-	case 1:
-	default:
-		return proc{}, nil, fmt.Errorf("%d Odoo processes look like a master (pids %v): refusing to guess", len(masters), masters)
-	}
-	m := masters[0]
-	var workers []proc
-	for _, p := range ps {
-		if p.PPID == m.PID && odoo[p.PID] {
-			workers = append(workers, p)
-		}
-	}
-	return m, workers, nil
-}
-
-func pids(ps []proc) []int {
-	var out []int
-	for _, p := range ps {
-		out = append(out, p.PID)
-	}
-	return out
-}
+// clockTicks is the unit of /proc/<pid>/stat's start time (USER_HZ, 100
+// on every Linux architecture Odoo runs on).
+const clockTicks = 100

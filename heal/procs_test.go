@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/odoo-exporter/odoo_exporter/odooproc"
 )
 
 // statLine is a /proc/<pid>/stat line of pid with parent ppid and start
@@ -57,10 +60,9 @@ func TestOdooMaster(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ps, err := parseProcs(tc.ps)
-			var m proc
-			var ws []proc
+			var s odooproc.Server
 			if err == nil {
-				m, ws, err = odooMaster(ps)
+				s, err = pickMaster(ps, 0)
 			}
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
@@ -71,11 +73,81 @@ func TestOdooMaster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := pids(ws)
+			got := pids(s.Workers)
 			slices.Sort(got)
-			if m.PID != tc.master || !slices.Equal(got, tc.workers) || m.Start == 0 {
+			if m := s.Master; m.PID != tc.master || !slices.Equal(got, tc.workers) || m.Start.IsZero() {
 				t.Errorf("master %+v workers %v, want %d %v", m, got, tc.master, tc.workers)
 			}
 		})
+	}
+}
+
+// TestCheckRecycled: a recycle is verified only when the same master
+// (pid and start time) has new workers of every kind it had, and once
+// those workers stayed the same for settle.
+func TestCheckRecycled(t *testing.T) {
+	master := statLine(10, 1, 100, "/usr/bin/python3 /usr/bin/odoo -c /etc/odoo/odoo.conf")
+	http := func(pid int, start uint64) string {
+		return statLine(pid, 10, start, "/usr/bin/python3 /usr/bin/odoo -c /etc/odoo/odoo.conf")
+	}
+	gevent := func(pid int, start uint64) string {
+		return statLine(pid, 10, start, "/usr/bin/python3 /usr/bin/odoo gevent -c /etc/odoo/odoo.conf")
+	}
+	parse := func(t *testing.T, s string) []odooproc.Process {
+		t.Helper()
+		ps, err := parseProcs("btime 1700000000\n" + s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ps
+	}
+	before, err := pickMaster(parse(t, master+http(11, 200)+http(12, 200)+gevent(13, 200)), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Unix(1700000001, 0); !before.Master.Start.Equal(want) {
+		t.Errorf("master start %v, want %v (btime + 100 ticks)", before.Master.Start, want)
+	}
+	for _, tc := range []struct {
+		name, ps, err string
+	}{
+		{"all new", master + http(21, 300) + http(22, 300) + gevent(23, 300), ""},
+		{"a pid reused by a new worker", master + http(11, 300) + http(22, 300) + gevent(23, 300), ""},
+		{"a worker not replaced", master + http(11, 200) + http(22, 300) + gevent(23, 300), "worker pid 11 was not replaced"},
+		{"gevent not back", master + http(21, 300) + http(22, 300), "has 0 gevent process(es), it had 1"},
+		{"an http worker not back", master + http(21, 300) + gevent(23, 300), "has 1 http process(es), it had 2"},
+		{"no worker yet", master, "has no workers yet"},
+		{"master replaced", statLine(30, 1, 400, "/usr/bin/python3 /usr/bin/odoo") + statLine(31, 30, 500, "/usr/bin/python3 /usr/bin/odoo"), "now pid 30, not pid 10"},
+		{"master pid reused", statLine(10, 1, 400, "/usr/bin/python3 /usr/bin/odoo") + http(21, 500), "is another Odoo master now"},
+		{"master gone", statLine(1, 0, 1, "/sbin/init"), "does not run"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now, err := checkRecycled(before, parse(t, tc.ps))
+			if tc.err == "" {
+				if err != nil || now.Master.PID != 10 {
+					t.Fatalf("%v %+v", err, now)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("err = %v, want %q", err, tc.err)
+			}
+		})
+	}
+
+	// Settle: the same workers must be seen for the whole period; a
+	// worker spawned again (crashing as it starts) begins it anew.
+	ok, _ := checkRecycled(before, parse(t, master+http(21, 300)+http(22, 300)+gevent(23, 300)))
+	again, _ := checkRecycled(before, parse(t, master+http(21, 300)+http(22, 300)+gevent(24, 310)))
+	w := &settleWatch{settle: time.Hour}
+	if err := w.check(ok); err == nil || !strings.Contains(err.Error(), "settling") {
+		t.Fatalf("settled at once: %v", err)
+	}
+	first := w.key
+	if err := w.check(again); err == nil || w.key == first {
+		t.Fatalf("a new gevent process did not restart the period: %v (%q)", err, w.key)
+	}
+	if w2 := (&settleWatch{}); w2.check(ok) != nil {
+		t.Error("settle 0 does not pass")
 	}
 }

@@ -2,6 +2,7 @@ package dockertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -80,6 +81,16 @@ type OdooConfig struct {
 	GrowMB int
 	// ConfigFile is shown on the command line as Odoo's -c FILE.
 	ConfigFile string
+	// Threaded runs no worker at all, as Odoo's threaded mode (workers =
+	// 0): the master alone (Workers, Cron and Gevent are then ignored).
+	Threaded bool
+	// PIDFile makes the master write its pid there at each start, as
+	// Odoo's --pidfile (the pid in its own PID namespace).
+	PIDFile string
+	// PIDNamespace (StartOdooOnHost only) runs the master as PID 1 of new
+	// PID and mount namespaces, with a /proc of its own: its processes are
+	// then the only ones of HostApp.ProcRoot.
+	PIDNamespace bool
 }
 
 // args returns the command line of the odoo mode.
@@ -88,6 +99,9 @@ func (o *OdooConfig) args(addr string) []string {
 	if workers == 0 {
 		workers = 2
 	}
+	if o.Threaded {
+		workers = 0
+	}
 	if delay == 0 {
 		delay = 500 * time.Millisecond
 	}
@@ -95,10 +109,10 @@ func (o *OdooConfig) args(addr string) []string {
 	if o.IgnoreHUP {
 		args = append(args, "-ignore-hup")
 	}
-	if o.Cron > 0 {
+	if o.Cron > 0 && !o.Threaded {
 		args = append(args, "--max-cron-threads", strconv.Itoa(o.Cron))
 	}
-	if o.Gevent {
+	if o.Gevent && !o.Threaded {
 		args = append(args, "-gevent")
 	}
 	if o.GrowMB > 0 {
@@ -106,6 +120,12 @@ func (o *OdooConfig) args(addr string) []string {
 	}
 	if o.ConfigFile != "" {
 		args = append(args, "-c", o.ConfigFile)
+	}
+	if o.PIDFile != "" {
+		args = append(args, "--pidfile", o.PIDFile)
+	}
+	if o.PIDNamespace {
+		args = append(args, "-mount-proc")
 	}
 	return args
 }
@@ -167,6 +187,9 @@ func (d *Daemon) RunApp(ctx context.Context, cfg AppConfig) (*App, error) {
 		cc.Cmd = append(cc.Cmd, "-start-unhealthy")
 	}
 	if o := cfg.Odoo; o != nil {
+		if o.PIDNamespace {
+			return nil, errors.New("dockertest: OdooConfig.PIDNamespace is for StartOdooOnHost (a container has its PID namespace)")
+		}
 		args := o.args(addr)
 		cc.Entrypoint, cc.Cmd = []string{"/app"}, args
 		if o.ShellWrapper {

@@ -2,10 +2,17 @@ package dockertest
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+
+	"github.com/odoo-exporter/odoo_exporter/odooproc"
 )
 
 // TestDaemon checks the harness itself: a FROM scratch container runs and
@@ -137,5 +144,55 @@ func TestOdooStandIn(t *testing.T) {
 	}
 	if _, err := d.Client().Ping(ctx); err != nil {
 		t.Errorf("after Thaw: %v", err)
+	}
+}
+
+// TestOdooOnHost: the stand-in on the host, in the test's PID namespace
+// or in its own (PID 1, the only Odoo server of its ProcRoot), in prefork
+// or threaded mode, writes its pid file and shows its processes in
+// ProcRoot as odooproc classifies Odoo's.
+func TestOdooOnHost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  OdooConfig
+	}{
+		{"host PID namespace", OdooConfig{Workers: 2, Cron: 1}},
+		{"own PID namespace", OdooConfig{Workers: 2, Cron: 1, PIDNamespace: true}},
+		{"own PID namespace, threaded", OdooConfig{Threaded: true, PIDNamespace: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.PIDFile = filepath.Join(t.TempDir(), "odoo.pid")
+			h, err := StartOdooOnHost(t.Context(), t, tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			procs, err := h.OdooProcs(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			master := procs["master"][0]
+			if b, err := os.ReadFile(tc.cfg.PIDFile); err != nil || string(b) != strconv.Itoa(master) {
+				t.Errorf("pid file %q (%v), want %d", b, err, master)
+			}
+			ps, err := odooproc.ReadProcFS(h.ProcRoot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			servers := odooproc.Find(ps)
+			if tc.cfg.PIDNamespace && (len(servers) != 1 || master != 1) {
+				t.Fatalf("own PID namespace: master %d, servers %+v", master, servers)
+			}
+			i := slices.IndexFunc(servers, func(s odooproc.Server) bool { return s.Master.PID == master })
+			if i < 0 {
+				t.Fatalf("master %d not found in %s: %+v", master, h.ProcRoot(), servers)
+			}
+			got := map[string][]int{"master": {master}}
+			for _, w := range servers[i].Workers {
+				got[string(w.Kind)] = append(got[string(w.Kind)], w.PID)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(procs) {
+				t.Errorf("classified %v, the stand-in has %v", got, procs)
+			}
+		})
 	}
 }

@@ -35,6 +35,10 @@ func StartOdooOnHost(ctx context.Context, tb testing.TB, cfg OdooConfig) (*HostA
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	// Its own process group: Stop ends the master and its workers.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cfg.PIDNamespace {
+		// PID 1 of its own PID namespace; a mount namespace for its /proc.
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID | syscall.CLONE_NEWNS
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("dockertest: starting the Odoo stand-in: %w", err)
 	}
@@ -55,8 +59,19 @@ type HostApp struct {
 	done chan struct{}
 }
 
-// PID is the master's pid.
+// PID is the master's pid (in the test's PID namespace).
 func (h *HostApp) PID() int { return h.cmd.Process.Pid }
+
+// ProcRoot is the proc file system showing the stand-in's processes with
+// the pids it knows (App.OdooInfo): /proc, or with
+// OdooConfig.PIDNamespace the /proc it mounted in its namespaces, reached
+// through its root (/proc/<pid>/root/proc).
+func (h *HostApp) ProcRoot() string {
+	if h.cmd.SysProcAttr.Cloneflags&syscall.CLONE_NEWPID != 0 {
+		return fmt.Sprintf("/proc/%d/root/proc", h.cmd.Process.Pid)
+	}
+	return "/proc"
+}
 
 // Stop ends the master (SIGTERM: it stops its workers) and waits for it;
 // whatever is left of its process group is killed.

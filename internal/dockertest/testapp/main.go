@@ -6,6 +6,7 @@
 //	/app health -addr 127.0.0.1:8080
 //	/app odoo -addr 127.0.0.1:8080 [-workers 2] [-reload-delay 500ms] [-ignore-hup]
 //	          [--max-cron-threads 1] [-gevent] [-grow-mb 16] [-c odoo.conf]
+//	          [--pidfile file] [-mount-proc]
 //	/app print -addr 127.0.0.1:8080 (writes what it is given: see print.go)
 //
 // serve listens on addr (containers run with --network host) and answers:
@@ -35,7 +36,10 @@
 // --max-cron-threads N adds N cron workers, which lower their priority by 10 as Odoo's
 // WorkerCron does; -gevent adds the gevent process, started as
 // "odoo-bin gevent <the master's flags>" as Odoo starts it; -c only
-// shows a configuration file on the command line. /procs lists every
+// shows a configuration file on the command line; --pidfile makes the
+// master write its pid there as Odoo's does; -workers 0 is Odoo's
+// threaded mode (a master alone); -mount-proc mounts /proc for the
+// master's own PID namespace (see mountProc). /procs lists every
 // process as "kind pid" lines (master first); /grow makes the first HTTP
 // worker allocate -grow-mb MiB more (resident); /recycle?kind=http stops
 // the first worker of the kind and starts a new one, as Odoo's master
@@ -78,13 +82,15 @@ func main() {
 	gevent := fs.Bool("gevent", false, "odoo: also start the gevent process (odoo-bin gevent ...)")
 	growMB := fs.Int("grow-mb", 16, "odoo: MiB a worker allocates on each SIGUSR1 (/grow)")
 	_ = fs.String("c", "", "odoo: Odoo's configuration file (only shown on the command line, as Odoo's -c)")
+	pidFile := fs.String("pidfile", "", "odoo: the master writes its pid there at each start, as Odoo's --pidfile")
+	mountProc := fs.Bool("mount-proc", false, "odoo: the master mounts a proc file system for its PID namespace on /proc (run as PID 1 of new PID and mount namespaces)")
 	_ = fs.Parse(os.Args[2:])
 	switch os.Args[1] {
 	case "serve":
 		os.Exit(serve(*addr, *alloc, *unhealthy))
 	case "odoo", "gevent": // gevent: the odoo mode's gevent process
 		os.Exit(odoo(*addr, odooOptions{workers: *workers, cron: *cron, gevent: *gevent, growMB: *growMB,
-			reloadDelay: *reloadDelay, ignoreHup: *ignoreHup}))
+			reloadDelay: *reloadDelay, ignoreHup: *ignoreHup, pidFile: *pidFile, mountProc: *mountProc}))
 	case "health":
 		os.Exit(health(*addr))
 	case "print":
@@ -222,6 +228,8 @@ type odooOptions struct {
 	growMB        int
 	reloadDelay   time.Duration
 	ignoreHup     bool
+	pidFile       string
+	mountProc     bool
 }
 
 // odooProc is a process the odoo master started.
@@ -280,6 +288,21 @@ func odoo(addr string, o odooOptions) int {
 	}
 	if slices.Contains(os.Environ(), workerEnv) {
 		return odooWorker(o.growMB)
+	}
+	if o.mountProc {
+		if err := mountProc(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	if o.pidFile != "" {
+		// As Odoo's server (odoo/cli/server.py): the master writes its pid
+		// at each start (again after a SIGHUP reload) and removes the file
+		// when it stops.
+		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
 	}
 	var (
 		mu    sync.Mutex
@@ -382,6 +405,9 @@ func odoo(addr string, o odooOptions) int {
 		cancel()
 		stopWorkers()
 		if s != syscall.SIGHUP {
+			if o.pidFile != "" {
+				_ = os.Remove(o.pidFile)
+			}
 			return 0
 		}
 		time.Sleep(o.reloadDelay)
@@ -393,4 +419,23 @@ func odoo(addr string, o odooOptions) int {
 		stopWorkers()
 		return 1
 	}
+}
+
+// mountProc mounts a proc file system on /proc for the PID namespace of
+// the process, unless /proc already shows it (after a SIGHUP reload): with
+// -mount-proc the master runs as PID 1 of new PID and mount namespaces
+// (see dockertest.OdooConfig.PIDNamespace), and its processes are seen
+// from outside at /proc/<its pid outside>/root/proc. The mounts are made
+// private first, so that nothing propagates to the parent namespace.
+func mountProc() error {
+	if self, _ := os.Readlink("/proc/self"); self == strconv.Itoa(os.Getpid()) {
+		return nil
+	}
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making the mounts private: %w", err)
+	}
+	if err := syscall.Mount("proc", "/proc", "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mounting /proc: %w", err)
+	}
+	return nil
 }
