@@ -2,10 +2,15 @@ package dashboards_test
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/grafana/grafana-foundation-sdk/go/cog"
+	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
+	sdkdashboard "github.com/grafana/grafana-foundation-sdk/go/dashboard"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/odoo-exporter/odoo_exporter/dashboards"
@@ -241,4 +246,118 @@ func TestQueriesListsEveryTarget(t *testing.T) {
 	if len(qs) != want {
 		t.Errorf("Queries returned %d queries, the files have %d expr fields", len(qs), want)
 	}
+}
+
+// TestDashboardsAreSDKModels validates every dashboard (the files Grafana's
+// provisioning loads) against the Grafana Foundation SDK's dashboard model:
+// strict unmarshalling fails on unknown fields, missing required ones and
+// wrong types, in the dashboard, its panels' options and field config
+// (panel plugins) and its queries (datasource plugins); marshalling the
+// result again must give the file back, so nothing in it lies outside the
+// model. Broken copies of a dashboard check that the validation fails.
+func TestDashboardsAreSDKModels(t *testing.T) {
+	plugins.RegisterDefaultPlugins()
+	files, err := dashboards.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range files {
+		t.Run(name, func(t *testing.T) {
+			if err := unmarshalStrict(b, new(sdkdashboard.Dashboard)); err != nil {
+				t.Fatalf("not the SDK's dashboard model: %v", err)
+			}
+			// The strict unmarshalling of v0.0.22 validates but leaves the
+			// panels out of its result; the ordinary one keeps them.
+			var d sdkdashboard.Dashboard
+			if err := json.Unmarshal(b, &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.SchemaVersion != sdkdashboard.NewDashboard().SchemaVersion {
+				t.Errorf("schemaVersion %d, the SDK's is %d", d.SchemaVersion, sdkdashboard.NewDashboard().SchemaVersion)
+			}
+			again, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want, got any
+			if err := json.Unmarshal(b, &want); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(again, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(want, got) {
+				t.Errorf("the SDK's model of the file differs from the file:\n%s", again)
+			}
+		})
+	}
+
+	overview, ok := files["odoo-overview.json"]
+	if !ok {
+		t.Fatal("no odoo-overview.json")
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(d map[string]any)
+		want   string // in the error
+	}{
+		{"unknown dashboard field", func(d map[string]any) { d["panelz"] = []any{} }, "panelz"},
+		{"title of the wrong type", func(d map[string]any) { d["title"] = 42 }, "title"},
+		{"unknown stat option", func(d map[string]any) {
+			firstPanel(d, "stat")["options"].(map[string]any)["colourMode"] = "background"
+		}, "colourMode"},
+		{"stat option of the wrong type", func(d map[string]any) {
+			firstPanel(d, "stat")["options"].(map[string]any)["reduceOptions"] = "lastNotNull"
+		}, "reduceOptions"},
+		{"query without its expr", func(d map[string]any) {
+			delete(firstPanel(d, "stat")["targets"].([]any)[0].(map[string]any), "expr")
+		}, "expr"},
+		{"unknown query field", func(d map[string]any) {
+			firstPanel(d, "stat")["targets"].([]any)[0].(map[string]any)["expression"] = "up"
+		}, "expression"},
+		{"thresholds of the wrong type", func(d map[string]any) {
+			defaults := firstPanel(d, "stat")["fieldConfig"].(map[string]any)["defaults"].(map[string]any)
+			defaults["thresholds"].(map[string]any)["steps"] = "red"
+		}, "steps"},
+		{"unknown variable field", func(d map[string]any) {
+			d["templating"].(map[string]any)["list"].([]any)[1].(map[string]any)["quer"] = "up"
+		}, "quer"},
+	} {
+		t.Run("broken/"+tc.name, func(t *testing.T) {
+			var d map[string]any
+			if err := json.Unmarshal(overview, &d); err != nil {
+				t.Fatal(err)
+			}
+			tc.change(d)
+			b, err := json.Marshal(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = unmarshalStrict(b, new(sdkdashboard.Dashboard))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("SDK's strict unmarshalling: %v; want an error about %s", err, tc.want)
+			}
+		})
+	}
+}
+
+// unmarshalStrict is the SDK's strict unmarshalling, whose success is an
+// empty (typed nil) cog.BuildErrors rather than a nil error.
+func unmarshalStrict(b []byte, d *sdkdashboard.Dashboard) error {
+	err := d.UnmarshalJSONStrict(b)
+	var errs cog.BuildErrors
+	if errors.As(err, &errs) && len(errs) == 0 {
+		return nil
+	}
+	return err
+}
+
+// firstPanel returns the first panel of type typ of the dashboard d.
+func firstPanel(d map[string]any, typ string) map[string]any {
+	for _, p := range d["panels"].([]any) {
+		if p := p.(map[string]any); p["type"] == typ {
+			return p
+		}
+	}
+	panic("no " + typ + " panel")
 }
