@@ -200,7 +200,7 @@ func pickMaster(ps []odooproc.Process, pid int) (odooproc.Server, error) {
 // threaded mode (workers = 0), where SIGHUP restarts the whole server.
 func checkPrefork(s odooproc.Server) error {
 	if len(s.Workers) == 0 {
-		return fmt.Errorf("Odoo's master (pid %d) has no worker processes: Odoo does not run in prefork mode (workers = 0), there is nothing to recycle", s.Master.PID)
+		return fmt.Errorf("the Odoo master (pid %d) has no worker processes: Odoo does not run in prefork mode (workers = 0), there is nothing to recycle", s.Master.PID)
 	}
 	return nil
 }
@@ -222,7 +222,7 @@ func checkRecycled(before odooproc.Server, ps []odooproc.Process) (odooproc.Serv
 	case now == nil && len(servers) == 1:
 		return odooproc.Server{}, fmt.Errorf("the Odoo master is now pid %d, not pid %d: it was not reloaded but replaced", servers[0].Master.PID, before.Master.PID)
 	case now == nil:
-		return odooproc.Server{}, fmt.Errorf("Odoo's master (pid %d) does not run (yet)", before.Master.PID)
+		return odooproc.Server{}, fmt.Errorf("the Odoo master (pid %d) does not run (yet)", before.Master.PID)
 	case !now.Master.Start.Equal(before.Master.Start):
 		return odooproc.Server{}, fmt.Errorf("pid %d is another Odoo master now (started %s, not %s): it was not reloaded but replaced", before.Master.PID, now.Master.Start.Format(time.RFC3339), before.Master.Start.Format(time.RFC3339))
 	case len(now.Workers) == 0:
