@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -241,4 +242,34 @@ func hasStep(rep *Report, substr string) bool {
 		}
 	}
 	return false
+}
+
+// checkRecycle runs recycle_workers a (not dry) on target and checks what
+// it did: SIGHUP sent to master (where: "the container", or the proc
+// root), then, when the master handles it, a verify that passes and only
+// new workers under the same master (info reads them again, wantWorkers
+// of them); when it does not, a verify that keeps failing on a worker
+// not replaced. It returns the workers after.
+func checkRecycle(t *testing.T, a Action, env *Env, target, where string, master int, workers []int, wantWorkers int,
+	replaced bool, info func(context.Context) (int, []int, error)) []int {
+	t.Helper()
+	rep, verify, err := runAction(t, a, env, target, false)
+	if err != nil || !rep.hasActed() || !hasStep(rep, fmt.Sprintf("sent SIGHUP to Odoo's master (pid %d in %s)", master, where)) {
+		t.Fatalf("%v %q", err, rep.Steps())
+	}
+	if !replaced {
+		vctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+		defer cancel()
+		err := pollUntil(vctx, 100*time.Millisecond, verify)
+		if err == nil || !strings.Contains(err.Error(), "was not replaced") {
+			t.Fatalf("verify = %v, want a worker not replaced", err)
+		}
+		return nil
+	}
+	verifyWithin(t, verify)
+	m2, w2, err := info(t.Context())
+	if err != nil || m2 != master || len(w2) != wantWorkers || slices.ContainsFunc(w2, func(p int) bool { return slices.Contains(workers, p) }) {
+		t.Fatalf("after: master %d workers %v (before %d %v), %v", m2, w2, master, workers, err)
+	}
+	return w2
 }
