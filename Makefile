@@ -31,10 +31,11 @@ lint: fmt vet
 # test installs what is missing (apt-get), builds, and runs every test:
 # the packages' tests with the race detector, then the end-to-end test
 # (its parts are processes and containers; -short skips it in the first run;
-# -parallel 3: the chain's scenarios, two at a time, beside the healthy soak).
+# -parallel 4: the chain's scenarios, two at a time, beside the healthy soak
+# and the compose overlay; each runs its own dockerd and PostgreSQL).
 test: deps build fmt vet
 	CGO_ENABLED=1 $(GO) test -race -short -count=1 -timeout 8m ./...
-	$(GO) test -count=1 -parallel 3 -timeout 14m ./e2e/
+	$(GO) test -count=1 -parallel 4 -timeout 14m ./e2e/
 
 # bench runs every benchmark (BenchmarkScrapeREADMESetup reports the
 # sessions a warm scrape opens in the README's setups: sessions/scrape);

@@ -61,6 +61,7 @@ func TestComposeOverlay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: skipped with -short")
 	}
+	t.Parallel() // beside TestChain and TestHealthySoak: its own dockerd and PostgreSQL
 	skipOrFail := func(err error) {
 		t.Helper()
 		if dockertest.InCI() {
