@@ -671,10 +671,13 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 	all := e.pg.Discovery().Enabled
 
 	for _, n := range e.dbNames {
-		if _, ok := e.dbs[n].(snapshotUser); ok && len(dbs) > 0 {
+		// The snapshot is read first where it would otherwise wait for a
+		// connection the databases hold: in a pass (on the first
+		// database's connection) and without a reserved connection
+		// (--pg.max-connections=1). In a scrape it is read on the reserved
+		// connection, beside the databases.
+		if _, ok := e.dbs[n].(snapshotUser); ok && len(dbs) > 0 && (passSnapshotOn(ctx, dbs[0]) || e.pg.MaxConns() < 2) {
 			// Its error reaches the collector through scrapeSnapshot.
-			// A pass reads it on the first database's connection.
-			passSnapshotOn(ctx, dbs[0])
 			begin := time.Now()
 			_, _ = ClusterSnapshot(ctx, e.pg)
 			results[n].d += time.Since(begin)

@@ -297,11 +297,14 @@ func withPassSnapshot(ctx context.Context, src *postgres.Source) context.Context
 
 // passSnapshotOn makes the pass ctx belongs to read its snapshot on the
 // connection to db; it must be called before the snapshot is first read.
-// It does nothing for a scrape.
-func passSnapshotOn(ctx context.Context, db string) {
-	if h, ok := ctx.Value(snapshotKey{}).(*snapshotHolder); ok && h.pass {
-		h.db = db
+// It does nothing for a scrape, and tells whether ctx is a pass.
+func passSnapshotOn(ctx context.Context, db string) bool {
+	h, ok := ctx.Value(snapshotKey{}).(*snapshotHolder)
+	if !ok || !h.pass {
+		return false
 	}
+	h.db = db
+	return true
 }
 
 func holder(ctx context.Context, src *postgres.Source) *snapshotHolder {
