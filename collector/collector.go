@@ -53,10 +53,9 @@ type DatabaseCollector interface {
 }
 
 // snapshotUser is implemented by DatabaseCollectors that read the
-// scrape's snapshot of the cluster-wide views (scrapeSnapshot): it is
-// taken before the databases are visited, so that it never waits for a
-// connection held by a database of the same scrape (with
-// --pg.max-connections=1 there is only one).
+// scrape's snapshot of the cluster-wide views (scrapeSnapshot). Where the
+// snapshot could wait for a connection the databases hold (a pass, and
+// --pg.max-connections=1) it is taken before they are visited.
 type snapshotUser interface{ usesSnapshot() }
 
 // Runner is implemented by collectors with background work (a prober, an
@@ -670,18 +669,21 @@ func (e *Exporter) collectDatabases(ctx context.Context, ch chan<- prometheus.Me
 	}
 	all := e.pg.Discovery().Enabled
 
-	for _, n := range e.dbNames {
-		// The snapshot is read first where it would otherwise wait for a
-		// connection the databases hold: in a pass (on the first
-		// database's connection) and without a reserved connection
-		// (--pg.max-connections=1). In a scrape it is read on the reserved
-		// connection, beside the databases.
-		if _, ok := e.dbs[n].(snapshotUser); ok && len(dbs) > 0 && (passSnapshotOn(ctx, dbs[0]) || e.pg.MaxConns() < 2) {
-			// Its error reaches the collector through scrapeSnapshot.
-			begin := time.Now()
-			_, _ = ClusterSnapshot(ctx, e.pg)
-			results[n].d += time.Since(begin)
-			break
+	// The snapshot is read first where it would otherwise wait for a
+	// connection the databases hold: in a pass (on the first database's
+	// connection) and without a reserved connection
+	// (--pg.max-connections=1). In a scrape it is read on the reserved
+	// connection, beside the databases.
+	if len(dbs) > 0 {
+		inPass := passSnapshotOn(ctx, dbs[0])
+		for _, n := range e.dbNames {
+			if _, ok := e.dbs[n].(snapshotUser); ok && (inPass || e.pg.MaxConns() < 2) {
+				// Its error reaches the collector through scrapeSnapshot.
+				begin := time.Now()
+				_, _ = ClusterSnapshot(ctx, e.pg)
+				results[n].d += time.Since(begin)
+				break
+			}
 		}
 	}
 

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-
-	"path/filepath"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/prometheus/common/model"
@@ -81,11 +80,8 @@ type RecycleWorkersParams struct {
 	HealthParams `yaml:",inline"`
 }
 
-// hostOnly and containerOnly are the params that only some modes take.
-var (
-	hostOnly      = []string{"proc_root", "pid_file"}
-	containerOnly = map[string][]string{"signal": {"stop_timeout"}, "host": {"stop_timeout"}}
-)
+// hostOnly are the params that only host mode takes.
+var hostOnly = []string{"proc_root", "pid_file"}
 
 // checkMode checks the mode and that n (the params) sets only the params
 // of that mode, and fills in host mode's defaults.
@@ -95,10 +91,8 @@ func (p *RecycleWorkersParams) checkMode(n *yaml.Node) error {
 	default:
 		return fmt.Errorf("mode %q: want signal (SIGHUP to Odoo's master in the container), restart (the container) or host (SIGHUP to Odoo's master on this host)", p.Mode)
 	}
-	for _, k := range containerOnly[p.Mode] {
-		if paramSet(n, k) {
-			return fmt.Errorf("mode %s: %s is only for mode restart (a container restart)", p.Mode, k)
-		}
+	if p.Mode != "restart" && paramSet(n, "stop_timeout") {
+		return fmt.Errorf("mode %s: stop_timeout is only for mode restart (a container restart)", p.Mode)
 	}
 	if p.Mode != "host" {
 		for _, k := range hostOnly {
